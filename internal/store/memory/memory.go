@@ -1,0 +1,510 @@
+// Package memory is repcache's embedded store: a byte-bounded, sharded,
+// log-structured cache kept outside the Go heap.
+//
+// Each shard appends entries to a ring buffer (anonymous mmap) and indexes
+// them by a 64-bit key hash in a pointer-free map, so the garbage collector
+// has nothing to scan however many records are held. When the ring is full
+// the oldest entries are overwritten (FIFO eviction); deletes and overwrites
+// leave dead space that the ring reclaims as it wraps. Expired entries are
+// dropped when read, when the ring wraps over them, and by a sweeper that
+// walks each ring a slice at a time: no operation scans the whole cache.
+package memory
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/repcache/repcache/internal/cstrconv"
+	"github.com/repcache/repcache/internal/store"
+)
+
+// Entry layout in a ring: size u32 | klen u16 | flags u32 | deadline u32 |
+// cas u64 | key | value. klen 0 marks padding up to the ring's end.
+const (
+	hdrSize    = 22
+	offKlen    = 4
+	offFlags   = 6
+	offDead    = 10
+	offCAS     = 14
+	minPadding = 6 // bytes needed to write a padding marker
+	maxShards  = 64
+)
+
+// Options configures a Store.
+type Options struct {
+	MaxBytes    int64 // total ring capacity (required)
+	MaxItemSize int   // largest item, memcached accounting (default 1 MiB)
+	// SweepInterval is how often the expiry sweeper runs (default 1s; <0 disables it).
+	SweepInterval time.Duration
+	// SweepPasses is how many intervals one full pass over a ring takes (default 60).
+	SweepPasses int
+	Now         func() int64 // sweeper clock, Unix seconds (default time.Now)
+}
+
+// Stats is a snapshot of the store's counters.
+type Stats struct {
+	Items     int64  // live (not yet reclaimed) items
+	Bytes     int64  // bytes those items occupy in the rings
+	Capacity  int64  // total ring bytes
+	Evictions uint64 // live items overwritten to make room
+	Expired   uint64 // items reclaimed after their deadline passed
+}
+
+// Store is the embedded store. It implements store.Store.
+type Store struct {
+	shards  []*shard
+	mask    uint64
+	seed    maphash.Seed
+	cas     atomic.Uint64
+	maxItem int
+	stop    chan struct{}
+	done    chan struct{}
+	closed  atomic.Bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+type shard struct {
+	mu         sync.Mutex
+	seed       maphash.Seed
+	index      map[uint64]uint64 // key hash -> logical position of the live entry
+	ring       []byte
+	size       uint64
+	head, tail uint64 // logical positions; head-tail <= size
+	sweep      uint64 // sweeper cursor
+	items      int64
+	bytes      int64
+	evictions  uint64
+	expired    uint64
+	scratch    []byte
+}
+
+// New allocates the rings and starts the expiry sweeper.
+func New(o Options) (*Store, error) {
+	if o.MaxItemSize <= 0 {
+		o.MaxItemSize = 1 << 20
+	}
+	if o.Now == nil {
+		o.Now = func() int64 { return time.Now().Unix() }
+	}
+	if o.SweepInterval == 0 {
+		o.SweepInterval = time.Second
+	}
+	if o.SweepPasses <= 0 {
+		o.SweepPasses = 60
+	}
+	// Shards give lock parallelism; each must still hold several of the
+	// largest items so one big write does not flush a whole shard.
+	n := 1
+	for n < maxShards && o.MaxBytes/int64(n*2) >= int64(4*o.MaxItemSize) {
+		n *= 2
+	}
+	per := o.MaxBytes / int64(n)
+	if per < int64(2*o.MaxItemSize) {
+		return nil, fmt.Errorf("memory store: max_bytes %d is too small for max item size %d (need at least %d)", o.MaxBytes, o.MaxItemSize, 2*o.MaxItemSize)
+	}
+	s := &Store{mask: uint64(n - 1), seed: maphash.MakeSeed(), maxItem: o.MaxItemSize, stop: make(chan struct{}), done: make(chan struct{})}
+	for i := 0; i < n; i++ {
+		ring, err := allocRing(int(per))
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("memory store: allocate %d bytes: %w", per, err)
+		}
+		s.shards = append(s.shards, &shard{seed: s.seed, index: make(map[uint64]uint64), ring: ring, size: uint64(per)})
+	}
+	if o.SweepInterval > 0 {
+		go s.sweeper(o.SweepInterval, o.SweepPasses, o.Now)
+	} else {
+		close(s.done)
+	}
+	return s, nil
+}
+
+func (s *Store) shardFor(key []byte) (*shard, uint64) {
+	h := maphash.Bytes(s.seed, key)
+	return s.shards[h&s.mask], h
+}
+
+func clampDeadline(d int64) uint32 {
+	if d > math.MaxUint32 {
+		return math.MaxUint32
+	}
+	if d < 0 {
+		return 1 // long past
+	}
+	return uint32(d)
+}
+
+func expired(deadline uint32, now int64) bool { return deadline != 0 && int64(deadline) <= now }
+
+// Get implements store.Store.
+func (s *Store) Get(_ context.Context, key, buf []byte, now int64) (store.Item, error) {
+	sh, h := s.shardFor(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	p, ok := sh.lookup(h, key, now)
+	if !ok {
+		return store.Item{}, store.ErrNotFound
+	}
+	return sh.item(p, key, buf), nil
+}
+
+// Touch implements store.Store.
+func (s *Store) Touch(_ context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
+	sh, h := s.shardFor(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	p, ok := sh.lookup(h, key, now)
+	if !ok {
+		return store.Item{}, store.ErrNotFound
+	}
+	binary.LittleEndian.PutUint32(sh.ring[p+offDead:], clampDeadline(deadline))
+	it := sh.item(p, key, buf)
+	// A touch into the past answers with the item once, as memcached does,
+	// and the item is gone from then on.
+	if expired(clampDeadline(deadline), now) {
+		sh.remove(h, p)
+		sh.expired++
+	}
+	return it, nil
+}
+
+// Store implements store.Store.
+func (s *Store) Store(_ context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
+	sh, h := s.shardFor(it.Key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	p, exists := sh.lookup(h, it.Key, now)
+	deadline := clampDeadline(it.Deadline)
+	flags := it.Flags
+	var prefix, suffix []byte
+	switch mode {
+	case store.Add:
+		if exists {
+			return 0, store.ErrNotStored
+		}
+	case store.Replace:
+		if !exists {
+			return 0, store.ErrNotStored
+		}
+	case store.CAS:
+		if !exists {
+			return 0, store.ErrNotFound
+		}
+		if binary.LittleEndian.Uint64(sh.ring[p+offCAS:]) != it.CAS {
+			return 0, store.ErrExists
+		}
+	case store.Append, store.Prepend:
+		if !exists {
+			return 0, store.ErrNotStored
+		}
+		old := sh.value(p)
+		if store.ItemSize(len(it.Key), len(old)+len(it.Value), flags) > s.maxItem {
+			return 0, store.ErrNotStored // memcached: the combined item cannot be allocated
+		}
+		// Copy the old value out: reserving room may overwrite it.
+		sh.scratch = append(sh.scratch[:0], old...)
+		flags = binary.LittleEndian.Uint32(sh.ring[p+offFlags:])
+		deadline = binary.LittleEndian.Uint32(sh.ring[p+offDead:])
+		if mode == store.Append {
+			prefix, suffix = sh.scratch, it.Value
+		} else {
+			prefix, suffix = it.Value, sh.scratch
+		}
+	}
+	if prefix == nil && suffix == nil {
+		prefix = it.Value
+	}
+	if hdrSize+len(it.Key)+len(prefix)+len(suffix) > int(sh.size) {
+		return 0, store.ErrTooLarge
+	}
+	cas := s.cas.Add(1)
+	if exists {
+		sh.remove(h, p)
+	}
+	if expired(deadline, now) {
+		return cas, nil // stored already expired: memcached answers STORED and nobody sees it
+	}
+	sh.put(h, it.Key, flags, deadline, cas, prefix, suffix, now)
+	return cas, nil
+}
+
+// Delete implements store.Store.
+func (s *Store) Delete(_ context.Context, key []byte, now int64) error {
+	sh, h := s.shardFor(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	p, ok := sh.lookup(h, key, now)
+	if !ok {
+		return store.ErrNotFound
+	}
+	sh.remove(h, p)
+	return nil
+}
+
+// Incr implements store.Store with memcached's rules: the value must be a
+// decimal of at most 20 digits; incr wraps at 2^64, decr stops at 0; a
+// shorter result is padded with spaces in place, a longer one re-stored.
+func (s *Store) Incr(_ context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
+	sh, h := s.shardFor(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	p, ok := sh.lookup(h, key, now)
+	if !ok {
+		return 0, store.ErrNotFound
+	}
+	old := sh.value(p)
+	if len(old) == 0 {
+		return 0, store.ErrNonNumeric
+	}
+	v, ok := cstrconv.ParseUint64(old)
+	if !ok {
+		return 0, store.ErrNonNumeric
+	}
+	switch {
+	case !decr:
+		v += delta
+	case delta > v:
+		v = 0
+	default:
+		v -= delta
+	}
+	var num [20]byte
+	res := strconv.AppendUint(num[:0], v, 10)
+	cas := s.cas.Add(1)
+	if len(res) <= len(old) {
+		n := copy(old, res)
+		for i := n; i < len(old); i++ {
+			old[i] = ' '
+		}
+		binary.LittleEndian.PutUint64(sh.ring[p+offCAS:], cas)
+		return v, nil
+	}
+	flags := binary.LittleEndian.Uint32(sh.ring[p+offFlags:])
+	deadline := binary.LittleEndian.Uint32(sh.ring[p+offDead:])
+	sh.remove(h, p)
+	sh.put(h, key, flags, deadline, cas, res, nil, now)
+	return v, nil
+}
+
+// Flush implements store.Store.
+func (s *Store) Flush(context.Context) error {
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		clear(sh.index)
+		sh.tail, sh.sweep = sh.head, sh.head
+		sh.items, sh.bytes = 0, 0
+		sh.mu.Unlock()
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Store) Stats() Stats {
+	var st Stats
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		st.Items += sh.items
+		st.Bytes += sh.bytes
+		st.Capacity += int64(sh.size)
+		st.Evictions += sh.evictions
+		st.Expired += sh.expired
+		sh.mu.Unlock()
+	}
+	return st
+}
+
+// Close stops the sweeper and unmaps the rings.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(s.stop)
+	<-s.done
+	var errs []error
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		errs = append(errs, freeRing(sh.ring))
+		sh.ring, sh.index = nil, nil
+		sh.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) sweeper(every time.Duration, passes int, now func() int64) {
+	defer close(s.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			for _, sh := range s.shards {
+				// Small locked batches keep request latency flat.
+				budget := sh.size/uint64(passes) + 1
+				for budget > 0 {
+					select {
+					case <-s.stop:
+						return
+					default:
+					}
+					sh.mu.Lock()
+					budget = sh.sweepSome(budget, 64<<10, now())
+					sh.mu.Unlock()
+				}
+			}
+		}
+	}
+}
+
+// lookup returns the ring offset of key's live entry, reclaiming it if it
+// has expired.
+func (sh *shard) lookup(h uint64, key []byte, now int64) (int, bool) {
+	pos, ok := sh.index[h]
+	if !ok {
+		return 0, false
+	}
+	p := int(pos % sh.size)
+	klen := int(binary.LittleEndian.Uint16(sh.ring[p+offKlen:]))
+	if !bytes.Equal(sh.ring[p+hdrSize:p+hdrSize+klen], key) {
+		return 0, false // another key with the same 64-bit hash
+	}
+	if expired(binary.LittleEndian.Uint32(sh.ring[p+offDead:]), now) {
+		sh.remove(h, p)
+		sh.expired++
+		return 0, false
+	}
+	return p, true
+}
+
+func (sh *shard) value(p int) []byte {
+	size := int(binary.LittleEndian.Uint32(sh.ring[p:]))
+	klen := int(binary.LittleEndian.Uint16(sh.ring[p+offKlen:]))
+	return sh.ring[p+hdrSize+klen : p+size]
+}
+
+func (sh *shard) item(p int, key, buf []byte) store.Item {
+	return store.Item{
+		Key:      key,
+		Value:    append(buf, sh.value(p)...),
+		Flags:    binary.LittleEndian.Uint32(sh.ring[p+offFlags:]),
+		Deadline: int64(binary.LittleEndian.Uint32(sh.ring[p+offDead:])),
+		CAS:      binary.LittleEndian.Uint64(sh.ring[p+offCAS:]),
+	}
+}
+
+func (sh *shard) remove(h uint64, p int) {
+	delete(sh.index, h)
+	sh.items--
+	sh.bytes -= int64(binary.LittleEndian.Uint32(sh.ring[p:]))
+}
+
+func (sh *shard) put(h uint64, key []byte, flags, deadline uint32, cas uint64, v1, v2 []byte, now int64) {
+	n := uint64(hdrSize + len(key) + len(v1) + len(v2))
+	pos := sh.reserve(n, now)
+	p := int(pos % sh.size)
+	b := sh.ring[p : p+int(n)]
+	binary.LittleEndian.PutUint32(b, uint32(n))
+	binary.LittleEndian.PutUint16(b[offKlen:], uint16(len(key)))
+	binary.LittleEndian.PutUint32(b[offFlags:], flags)
+	binary.LittleEndian.PutUint32(b[offDead:], deadline)
+	binary.LittleEndian.PutUint64(b[offCAS:], cas)
+	off := hdrSize
+	off += copy(b[off:], key)
+	off += copy(b[off:], v1)
+	copy(b[off:], v2)
+	sh.index[h] = pos
+	sh.items++
+	sh.bytes += int64(n)
+}
+
+// reserve makes room for n contiguous bytes at the head, evicting from the
+// tail, and returns their logical position.
+func (sh *shard) reserve(n uint64, now int64) uint64 {
+	if p := sh.head % sh.size; p+n > sh.size {
+		pad := sh.size - p
+		for sh.head+pad-sh.tail > sh.size {
+			sh.evictOne(now)
+		}
+		if pad >= minPadding {
+			binary.LittleEndian.PutUint32(sh.ring[p:], uint32(pad))
+			binary.LittleEndian.PutUint16(sh.ring[p+offKlen:], 0)
+		}
+		sh.head += pad
+	}
+	for sh.head+n-sh.tail > sh.size {
+		sh.evictOne(now)
+	}
+	pos := sh.head
+	sh.head += n
+	return pos
+}
+
+// entryAt decodes the entry at logical position pos: its length, and
+// whether it is the live entry of its key (with that key's hash).
+func (sh *shard) entryAt(pos uint64) (length uint64, h uint64, live bool) {
+	p := pos % sh.size
+	if sh.size-p < minPadding {
+		return sh.size - p, 0, false
+	}
+	length = uint64(binary.LittleEndian.Uint32(sh.ring[p:]))
+	klen := uint64(binary.LittleEndian.Uint16(sh.ring[p+offKlen:]))
+	if klen == 0 {
+		return length, 0, false
+	}
+	h = maphash.Bytes(sh.seed, sh.ring[p+hdrSize:p+hdrSize+klen])
+	cur, ok := sh.index[h]
+	return length, h, ok && cur == pos
+}
+
+func (sh *shard) evictOne(now int64) {
+	length, h, live := sh.entryAt(sh.tail)
+	if live {
+		p := int(sh.tail % sh.size)
+		if expired(binary.LittleEndian.Uint32(sh.ring[p+offDead:]), now) {
+			sh.expired++
+		} else {
+			sh.evictions++
+		}
+		sh.remove(h, p)
+	}
+	sh.tail += length
+}
+
+// sweepSome walks up to limit bytes (and at most budget) from the sweep
+// cursor, reclaiming expired entries, and returns the budget left.
+func (sh *shard) sweepSome(budget, limit uint64, now int64) uint64 {
+	if sh.sweep < sh.tail || sh.sweep >= sh.head {
+		sh.sweep = sh.tail
+	}
+	if sh.sweep == sh.head {
+		return 0
+	}
+	walked := uint64(0)
+	for sh.sweep < sh.head && walked < limit && walked < budget {
+		length, h, live := sh.entryAt(sh.sweep)
+		if live {
+			p := int(sh.sweep % sh.size)
+			if expired(binary.LittleEndian.Uint32(sh.ring[p+offDead:]), now) {
+				sh.remove(h, p)
+				sh.expired++
+			}
+		}
+		sh.sweep += length
+		walked += length
+	}
+	if sh.sweep >= sh.head || walked >= budget {
+		return 0
+	}
+	return budget - walked
+}

@@ -1,0 +1,7 @@
+//go:build !unix
+
+package memory
+
+func allocRing(n int) ([]byte, error) { return make([]byte, n), nil }
+
+func freeRing([]byte) error { return nil }

@@ -1,0 +1,77 @@
+// Package store defines the storage contract every cache tier implements:
+// memcached's item semantics (flags, CAS uniques, absolute deadlines) without
+// any wire format. The protocol layer turns requests into these calls.
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// Item is one cache record.
+type Item struct {
+	Key   []byte
+	Value []byte
+	Flags uint32
+	// Deadline is the absolute Unix time (seconds) at which the item expires;
+	// 0 means never. Tiers store deadlines, never relative TTLs, so lifetimes
+	// over memcached's 30-day relative limit survive every hop.
+	Deadline int64
+	// CAS is the item's unique version, assigned by the store on every write.
+	CAS uint64
+}
+
+// Mode selects the memcached storage command semantics of Store.
+type Mode uint8
+
+const (
+	Set     Mode = iota // store unconditionally
+	Add                 // store only if absent
+	Replace             // store only if present
+	Append              // append data to an existing item, keeping its flags and deadline
+	Prepend             // prepend data to an existing item, keeping its flags and deadline
+	CAS                 // store only if the item's CAS unique equals Item.CAS
+)
+
+// Errors returned by stores. They map one to one onto memcached replies.
+var (
+	ErrNotFound   = errors.New("store: not found")   // NOT_FOUND
+	ErrNotStored  = errors.New("store: not stored")  // NOT_STORED
+	ErrExists     = errors.New("store: exists")      // EXISTS (CAS mismatch)
+	ErrTooLarge   = errors.New("store: too large")   // SERVER_ERROR object too large for cache
+	ErrNonNumeric = errors.New("store: non-numeric") // incr/decr on a value that is not a decimal number
+)
+
+// Store is one storage tier. Implementations are safe for concurrent use.
+// now is the caller's clock in Unix seconds: an item whose Deadline is not
+// after now is expired and invisible.
+type Store interface {
+	// Get returns the item for key. The returned Value is appended to buf
+	// (which may be nil), so callers can reuse buffers.
+	Get(ctx context.Context, key []byte, buf []byte, now int64) (Item, error)
+	// Touch sets a new deadline and returns the item as Get would.
+	Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (Item, error)
+	// Store writes it according to mode and returns the new CAS unique.
+	Store(ctx context.Context, mode Mode, it Item, now int64) (uint64, error)
+	// Delete removes key; ErrNotFound if it was absent.
+	Delete(ctx context.Context, key []byte, now int64) error
+	// Incr adds delta (or subtracts it when decr is set, stopping at 0) to a
+	// decimal value, memcached style, and returns the new value.
+	Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error)
+	// Flush invalidates every item.
+	Flush(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}
+
+// ItemSize is memcached's accounting of an item's size (48-byte header, CAS,
+// key with its NUL, flags when non-zero, data with CRLF). An item whose size
+// exceeds the item size limit is refused "object too large", exactly at the
+// byte where memcached 1.6 refuses it.
+func ItemSize(keyLen, valueLen int, flags uint32) int {
+	n := 48 + 8 + keyLen + 1 + valueLen + 2
+	if flags != 0 {
+		n += 4
+	}
+	return n
+}
