@@ -75,3 +75,17 @@ func ItemSize(keyLen, valueLen int, flags uint32) int {
 	}
 	return n
 }
+
+// Stats is a snapshot of a store's own counters, for stores that keep them.
+type Stats struct {
+	Items     int64  // live (not yet reclaimed) items
+	Bytes     int64  // bytes those items occupy
+	Capacity  int64  // byte budget
+	Evictions uint64 // live items dropped to make room
+	Expired   uint64 // items reclaimed after their deadline passed
+}
+
+// StatsReporter is implemented by stores that can report Stats.
+type StatsReporter interface {
+	Stats() Stats
+}

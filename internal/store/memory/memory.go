@@ -50,15 +50,6 @@ type Options struct {
 	Now         func() int64 // sweeper clock, Unix seconds (default time.Now)
 }
 
-// Stats is a snapshot of the store's counters.
-type Stats struct {
-	Items     int64  // live (not yet reclaimed) items
-	Bytes     int64  // bytes those items occupy in the rings
-	Capacity  int64  // total ring bytes
-	Evictions uint64 // live items overwritten to make room
-	Expired   uint64 // items reclaimed after their deadline passed
-}
-
 // Store is the embedded store. It implements store.Store.
 type Store struct {
 	shards  []*shard
@@ -71,7 +62,10 @@ type Store struct {
 	closed  atomic.Bool
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store         = (*Store)(nil)
+	_ store.StatsReporter = (*Store)(nil)
+)
 
 type shard struct {
 	mu         sync.Mutex
@@ -207,6 +201,10 @@ func (s *Store) Store(_ context.Context, mode store.Mode, it store.Item, now int
 		if !exists {
 			return 0, store.ErrNotStored
 		}
+		// A non-zero CAS makes append/prepend conditional (meta "ms ... MA C<cas>").
+		if it.CAS != 0 && binary.LittleEndian.Uint64(sh.ring[p+offCAS:]) != it.CAS {
+			return 0, store.ErrExists
+		}
 		old := sh.value(p)
 		if store.ItemSize(len(it.Key), len(old)+len(it.Value), flags) > s.maxItem {
 			return 0, store.ErrNotStored // memcached: the combined item cannot be allocated
@@ -298,6 +296,7 @@ func (s *Store) Incr(_ context.Context, key []byte, delta uint64, decr bool, now
 
 // Flush implements store.Store.
 func (s *Store) Flush(context.Context) error {
+	s.cas.Add(1) // memcached consumes a CAS unique on flush; keeps uniques in step with it
 	for _, sh := range s.shards {
 		sh.mu.Lock()
 		clear(sh.index)
@@ -308,9 +307,9 @@ func (s *Store) Flush(context.Context) error {
 	return nil
 }
 
-// Stats returns a snapshot of the counters.
-func (s *Store) Stats() Stats {
-	var st Stats
+// Stats implements store.StatsReporter.
+func (s *Store) Stats() store.Stats {
+	var st store.Stats
 	for _, sh := range s.shards {
 		sh.mu.Lock()
 		st.Items += sh.items

@@ -1,0 +1,196 @@
+// Command repcache is a memcache-protocol cache for Postfix's postscreen and
+// verify tables. With no configuration it serves 127.0.0.1:11211 from its
+// embedded store.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/pflag"
+
+	"github.com/repcache/repcache/internal/config"
+	"github.com/repcache/repcache/internal/protocol"
+	"github.com/repcache/repcache/internal/server"
+	"github.com/repcache/repcache/internal/store/memory"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `repcache: a memcache-protocol cache for Postfix postscreen and verify tables.
+
+Usage:
+  repcache [flags]                       serve (defaults: 127.0.0.1:11211, embedded store)
+  repcache check-config --config FILE    validate a configuration and exit
+  repcache version                       print the version
+
+Configuration comes from --config FILE (YAML), REPCACHE_* environment
+variables (REPCACHE_CACHE__MEMORY__MAX_BYTES=1GiB) and flags named like the
+keys (--cache.memory.max_bytes 1GiB); flags win over the environment, which
+wins over the file. See examples/repcache.yaml for every option.
+
+Flags:
+`
+
+func main() { os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr)) }
+
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && (args[0] == "check-config" || args[0] == "version" || args[0] == "serve") {
+		cmd, args = args[0], args[1:]
+	}
+	fs := pflag.NewFlagSet("repcache", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	config.Flags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "repcache: unexpected argument %q (see repcache --help)\n", fs.Arg(0))
+		return 2
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintf(stdout, "repcache %s (memcached %s protocol)\n", version, protocol.CompatVersion)
+		return 0
+	}
+	cfg, err := config.Load(fs, environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "repcache: %v\n", err)
+		return 1
+	}
+	if cmd == "check-config" {
+		fmt.Fprintln(stdout, "configuration OK")
+		return 0
+	}
+	log := cfg.NewLogger(stderr)
+	if err := serve(cfg, log); err != nil {
+		log.Error("repcache stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(cfg *config.Config, log *slog.Logger) error {
+	st, err := memory.New(memory.Options{MaxBytes: int64(cfg.Cache.Memory.MaxBytes), MaxItemSize: int(cfg.Limits.MaxItemSize)})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	h := protocol.NewHandler(st, protocol.Options{
+		MaxKeyLength:  cfg.Limits.MaxKeyLength,
+		MaxItemSize:   int(cfg.Limits.MaxItemSize),
+		MaxLineLength: cfg.Limits.MaxLineLength,
+		Version:       protocol.CompatVersion + "-repcache-" + version,
+		Logger:        log,
+	})
+	defer h.Close()
+	srv := server.New(h, server.Options{
+		MaxConnections: cfg.Limits.MaxConnections,
+		IdleTimeout:    cfg.Limits.IdleTimeout,
+		UnixSocketMode: cfg.UnixSocketFileMode(),
+		Logger:         log,
+	})
+
+	var lns []net.Listener
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
+	for _, addr := range cfg.Listen {
+		ln, err := server.Listen(addr, cfg.UnixSocketFileMode())
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("cannot listen on %s: %w", addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	var draining atomic.Bool
+	var admin *http.Server
+	if cfg.Admin.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("cannot listen on admin.listen %s: %w", cfg.Admin.Listen, err)
+		}
+		admin = &http.Server{Handler: adminMux(&draining), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("admin listener failed", "err", err)
+			}
+		}()
+		log.Info("admin endpoint ready", "addr", ln.Addr().String())
+	}
+
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { errc <- srv.Serve(ln) }()
+		log.Info("serving memcache protocol", "addr", displayAddr(ln), "backend", cfg.Cache.Backend, "max_bytes", cfg.Cache.Memory.MaxBytes.String())
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	var runErr error
+	select {
+	case sig := <-sigs:
+		log.Info("shutting down: finishing in-flight requests", "signal", sig.String(), "timeout", cfg.ShutdownTimeout)
+	case err := <-errc:
+		runErr = fmt.Errorf("listener failed: %w", err)
+	}
+	draining.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+	}
+	if admin != nil {
+		admin.Shutdown(ctx)
+	}
+	log.Info("stopped")
+	return runErr
+}
+
+func displayAddr(ln net.Listener) string {
+	if ln.Addr().Network() == "unix" {
+		return "unix:" + ln.Addr().String()
+	}
+	return ln.Addr().String()
+}
+
+// adminMux serves the health endpoints and the Go runtime metrics; the
+// observability work adds repcache's own metrics here.
+func adminMux(draining *atomic.Bool) *http.ServeMux {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if draining.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	return mux
+}

@@ -1,0 +1,129 @@
+// Package protocol speaks memcached's text protocol (classic and meta
+// commands) byte for byte as memcached 1.6 does, including its replies to
+// malformed input, and executes requests against a store.Store.
+//
+// A Handler holds what all connections share (store, limits, counters,
+// scheduled flush); a Session serves one connection.
+package protocol
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/repcache/repcache/internal/store"
+)
+
+// CompatVersion is the memcached release whose replies repcache reproduces.
+const CompatVersion = "1.6.18"
+
+// Options are the protocol limits.
+type Options struct {
+	MaxKeyLength  int // longest key (memcached: 250)
+	MaxItemSize   int // largest item, memcached accounting (memcached: 1 MiB)
+	MaxLineLength int // longest command line without a newline before the connection is closed (memcached: 2048)
+	// MaxMultiGetLine bounds a get/gets line, which memcached lets grow
+	// without limit (default 8 MiB).
+	MaxMultiGetLine int
+	Version         string       // reported by "version" and "stats"
+	Now             func() int64 // clock, Unix seconds (default time.Now)
+	Logger          *slog.Logger
+}
+
+// Counters are the server's statistics, as reported by "stats".
+type Counters struct {
+	CurrConnections, TotalConnections, RejectedConnections atomic.Int64
+
+	CmdGet, CmdSet, CmdFlush, CmdTouch, CmdMeta atomic.Uint64
+	GetHits, GetMisses                          atomic.Uint64
+	DeleteHits, DeleteMisses                    atomic.Uint64
+	IncrHits, IncrMisses, DecrHits, DecrMisses  atomic.Uint64
+	CASHits, CASMisses, CASBadval               atomic.Uint64
+	TouchHits, TouchMisses                      atomic.Uint64
+	StoreTooLarge                               atomic.Uint64
+	TotalItems                                  atomic.Uint64
+	BytesRead, BytesWritten                     atomic.Uint64
+}
+
+// Handler is shared by every session of a server.
+type Handler struct {
+	opts    Options
+	store   store.Store
+	started time.Time
+	Stats   Counters
+
+	flushMu    sync.Mutex
+	flushTimer *time.Timer
+}
+
+// NewHandler returns a Handler serving st.
+func NewHandler(st store.Store, o Options) *Handler {
+	if o.MaxKeyLength <= 0 {
+		o.MaxKeyLength = 250
+	}
+	if o.MaxItemSize <= 0 {
+		o.MaxItemSize = 1 << 20
+	}
+	if o.MaxLineLength <= 0 {
+		o.MaxLineLength = 2048
+	}
+	if o.MaxMultiGetLine <= 0 {
+		o.MaxMultiGetLine = 8 << 20
+	}
+	if o.Version == "" {
+		o.Version = CompatVersion
+	}
+	if o.Now == nil {
+		o.Now = func() int64 { return time.Now().Unix() }
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{opts: o, store: st, started: time.Now()}
+}
+
+// maxRelativeExptime is memcached's REALTIME_MAXDELTA: larger exptimes are
+// absolute Unix times.
+const maxRelativeExptime = 60 * 60 * 24 * 30
+
+// Deadline converts a client exptime to an absolute deadline exactly as
+// memcached reads it: 0 never expires, negative is already expired, up to 30
+// days is relative, above is an absolute Unix time.
+func Deadline(exptime int32, now int64) int64 {
+	switch {
+	case exptime == 0:
+		return 0
+	case exptime < 0:
+		return 1
+	case exptime > maxRelativeExptime:
+		return int64(exptime)
+	default:
+		return now + int64(exptime)
+	}
+}
+
+// scheduleFlush runs a flush_all with a delay: memcached invalidates, at
+// that moment, every item stored before it.
+func (h *Handler) scheduleFlush(at time.Duration) {
+	h.flushMu.Lock()
+	defer h.flushMu.Unlock()
+	if h.flushTimer != nil {
+		h.flushTimer.Stop()
+	}
+	h.flushTimer = time.AfterFunc(at, func() {
+		if err := h.store.Flush(context.Background()); err != nil {
+			h.opts.Logger.Error("delayed flush_all failed", "err", err)
+		}
+	})
+}
+
+// Close stops a pending delayed flush.
+func (h *Handler) Close() {
+	h.flushMu.Lock()
+	defer h.flushMu.Unlock()
+	if h.flushTimer != nil {
+		h.flushTimer.Stop()
+	}
+}

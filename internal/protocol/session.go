@@ -1,0 +1,587 @@
+package protocol
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strconv"
+
+	"github.com/repcache/repcache/internal/cstrconv"
+	"github.com/repcache/repcache/internal/store"
+)
+
+// Errors that end a session. memcached closes the connection without a
+// reply in each case.
+var (
+	ErrQuit        = errors.New("client sent quit")
+	ErrLineTooLong = errors.New("command line too long without a newline")
+	ErrHTTP        = errors.New("HTTP request on the memcache port")
+	ErrBinary      = errors.New("binary protocol is not supported")
+)
+
+const readBufferSize = 16 << 10 // memcached's read buffer
+
+// Session serves one client connection.
+type Session struct {
+	h       *Handler
+	ctx     context.Context
+	r       *bufio.Reader
+	w       *bufio.Writer
+	line    []byte
+	tok     [maxTokens][]byte
+	val     []byte // data block of a storage command
+	out     []byte // reply under construction (multi-get, meta)
+	noreply bool
+}
+
+// NewSession returns a session reading requests from r and writing replies to w.
+func (h *Handler) NewSession(ctx context.Context, r io.Reader, w io.Writer) *Session {
+	size := readBufferSize
+	if size < 2*h.opts.MaxLineLength {
+		size = 2 * h.opts.MaxLineLength
+	}
+	return &Session{h: h, ctx: ctx, r: bufio.NewReaderSize(r, size), w: bufio.NewWriterSize(w, 16<<10)}
+}
+
+// Serve processes requests until the client quits, the connection fails or
+// the protocol requires closing it. Replies to pipelined requests are
+// written together, when no further request is buffered.
+func (s *Session) Serve() error {
+	if b, err := s.r.Peek(1); err == nil && b[0] == 0x80 {
+		return ErrBinary
+	}
+	for {
+		line, err := s.readLine()
+		if err != nil {
+			s.w.Flush()
+			return err
+		}
+		s.h.Stats.BytesRead.Add(uint64(len(line) + 2))
+		if err := s.dispatch(line); err != nil {
+			s.w.Flush()
+			return err
+		}
+		if s.r.Buffered() == 0 {
+			if err := s.w.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// readLine returns the next command line, without "\n" (and "\r" when the
+// line is longer than one byte), cut at the first NUL like memcached's C
+// strings. Like memcached, a line still without a newline after
+// MaxLineLength bytes closes the connection unless it is a get/gets.
+func (s *Session) readLine() ([]byte, error) {
+	for {
+		n := s.r.Buffered()
+		if n > 0 {
+			buf, _ := s.r.Peek(n)
+			if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+				s.line = append(s.line[:0], buf[:i]...)
+				s.r.Discard(i + 1)
+				return s.trimLine(), nil
+			}
+			if n > s.h.opts.MaxLineLength {
+				if !isMultiGet(buf) {
+					return nil, ErrLineTooLong
+				}
+				return s.readLongLine()
+			}
+		}
+		if _, err := s.r.Peek(n + 1); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (s *Session) readLongLine() ([]byte, error) {
+	s.line = s.line[:0]
+	for {
+		chunk, err := s.r.ReadSlice('\n')
+		s.line = append(s.line, chunk...)
+		if len(s.line) > s.h.opts.MaxMultiGetLine {
+			return nil, ErrLineTooLong
+		}
+		switch {
+		case err == nil:
+			s.line = s.line[:len(s.line)-1]
+			return s.trimLine(), nil
+		case errors.Is(err, bufio.ErrBufferFull):
+		default:
+			return nil, err
+		}
+	}
+}
+
+func (s *Session) trimLine() []byte {
+	l := s.line
+	if len(l) > 1 && l[len(l)-1] == '\r' {
+		l = l[:len(l)-1]
+	}
+	if i := bytes.IndexByte(l, 0); i >= 0 {
+		l = l[:i]
+	}
+	return l
+}
+
+// isMultiGet is memcached's test for a long line it keeps reading.
+func isMultiGet(buf []byte) bool {
+	i := 0
+	for i < len(buf) && buf[i] == ' ' {
+		i++
+	}
+	if i > 100 {
+		return false
+	}
+	return bytes.HasPrefix(buf[i:], []byte("get ")) || bytes.HasPrefix(buf[i:], []byte("gets "))
+}
+
+func (s *Session) write(b []byte) {
+	s.h.Stats.BytesWritten.Add(uint64(len(b)))
+	s.w.Write(b)
+}
+
+// reply writes a status line unless the request asked for noreply.
+func (s *Session) reply(b []byte) {
+	if !s.noreply {
+		s.write(b)
+	}
+}
+
+// errorReply maps a store error to memcached's reply.
+func (s *Session) storeError(err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.reply(rNotFound)
+	case errors.Is(err, store.ErrNotStored):
+		s.reply(rNotStored)
+	case errors.Is(err, store.ErrExists):
+		s.reply(rExists)
+	case errors.Is(err, store.ErrTooLarge):
+		s.reply(rTooLarge)
+	case errors.Is(err, store.ErrNonNumeric):
+		s.reply(rNonNumeric)
+	default:
+		s.h.opts.Logger.Warn("store request failed", "err", err)
+		s.reply([]byte("SERVER_ERROR " + err.Error() + "\r\n"))
+	}
+}
+
+func (s *Session) now() int64 { return s.h.opts.Now() }
+
+// dispatch routes one command line, following memcached's
+// process_command_ascii, including its token-count checks. n counts the real
+// tokens; memcached's ntokens is n+1.
+func (s *Session) dispatch(line []byte) error {
+	s.noreply = false
+	t := s.tok[:]
+	n, rest := tokenize(line, t)
+	if n == 0 || len(t[0]) < 2 {
+		s.write(rError)
+		return nil
+	}
+	cmd := t[0]
+	nt := n + 1 // memcached's ntokens counts a terminal token
+	want := func(ok bool) bool {
+		if !ok {
+			s.write(rError)
+		}
+		return ok
+	}
+	if cmd[0] == 'm' && len(cmd) == 2 {
+		s.h.Stats.CmdMeta.Add(1)
+		switch cmd[1] {
+		case 'g':
+			s.metaGet(t, n, nt)
+		case 's':
+			return s.metaSet(t, n, nt)
+		case 'd':
+			s.metaDelete(t, n, nt)
+		case 'a':
+			s.metaArithmetic(t, n, nt)
+		case 'n':
+			s.write(rMN)
+		case 'e':
+			s.metaDebug(t, n, nt)
+		default:
+			s.write(rError)
+		}
+		return nil
+	}
+	switch string(cmd) {
+	case "get", "bget":
+		if want(nt >= 3) {
+			s.get(t, n, rest, false, false)
+		}
+	case "gets":
+		if want(nt >= 3) {
+			s.get(t, n, rest, true, false)
+		}
+	case "gat":
+		if want(nt >= 3) {
+			s.get(t, n, rest, false, true)
+		}
+	case "gats":
+		if want(nt >= 3) {
+			s.get(t, n, rest, true, true)
+		}
+	case "set":
+		if want(nt == 6 || nt == 7) {
+			return s.update(t, n, store.Set)
+		}
+	case "add":
+		if want(nt == 6 || nt == 7) {
+			return s.update(t, n, store.Add)
+		}
+	case "replace":
+		if want(nt == 6 || nt == 7) {
+			return s.update(t, n, store.Replace)
+		}
+	case "append":
+		if want(nt == 6 || nt == 7) {
+			return s.update(t, n, store.Append)
+		}
+	case "prepend":
+		if want(nt == 6 || nt == 7) {
+			return s.update(t, n, store.Prepend)
+		}
+	case "cas":
+		if want(nt == 7 || nt == 8) {
+			return s.update(t, n, store.CAS)
+		}
+	case "incr":
+		if want(nt == 4 || nt == 5) {
+			s.arithmetic(t, n, false)
+		}
+	case "decr":
+		if want(nt == 4 || nt == 5) {
+			s.arithmetic(t, n, true)
+		}
+	case "delete":
+		if want(nt >= 3 && nt <= 5) {
+			s.delete(t, n, nt)
+		}
+	case "touch":
+		if want(nt == 4 || nt == 5) {
+			s.touch(t, n)
+		}
+	case "flush_all":
+		if want(nt >= 2 && nt <= 4) {
+			s.flushAll(t, n, nt)
+		}
+	case "version":
+		s.write([]byte("VERSION " + s.h.opts.Version + "\r\n"))
+	case "verbosity":
+		if want(nt == 3 || nt == 4) {
+			s.setNoreply(t, n)
+			if _, ok := cstrconv.ParseUint32(t[1]); !ok {
+				s.reply(rBadFormat)
+			} else {
+				s.reply(rOK)
+			}
+		}
+	case "stats":
+		s.stats(t, n)
+	case "quit":
+		return ErrQuit
+	default:
+		// memcached drops, without a word, a connection that talks HTTP.
+		if bytes.HasPrefix(t[n-1], []byte("HTTP/")) {
+			return ErrHTTP
+		}
+		s.write(rError)
+	}
+	return nil
+}
+
+// setNoreply is memcached's set_noreply_maybe: the last token decides.
+func (s *Session) setNoreply(t [][]byte, n int) {
+	if string(t[n-1]) == "noreply" {
+		s.noreply = true
+	}
+}
+
+func (s *Session) keyTooLong(key []byte) bool { return len(key) > s.h.opts.MaxKeyLength }
+
+// get serves get, gets, gat and gats. A key that is too long voids the
+// whole reply, as in memcached.
+func (s *Session) get(t [][]byte, n int, rest []byte, withCAS, touch bool) {
+	now := s.now()
+	var deadline int64
+	i := 1
+	if touch {
+		exptime, ok := cstrconv.ParseInt32(t[1])
+		if !ok {
+			s.write(rBadExptime)
+			return
+		}
+		deadline = Deadline(exptime, now)
+		i = 2
+	}
+	s.out = s.out[:0]
+	for {
+		for ; i < n; i++ {
+			key := t[i]
+			if s.keyTooLong(key) {
+				s.write(rBadFormat)
+				return
+			}
+			var it store.Item
+			var err error
+			if touch {
+				s.h.Stats.CmdTouch.Add(1)
+				it, err = s.h.store.Touch(s.ctx, key, deadline, s.val[:0], now)
+			} else {
+				s.h.Stats.CmdGet.Add(1)
+				it, err = s.h.store.Get(s.ctx, key, s.val[:0], now)
+			}
+			s.val = it.Value
+			if err != nil {
+				s.countGet(touch, false)
+				if !errors.Is(err, store.ErrNotFound) {
+					s.h.opts.Logger.Warn("get failed", "err", err)
+				}
+				continue
+			}
+			s.countGet(touch, true)
+			s.out = append(s.out, rValue...)
+			s.out = append(s.out, key...)
+			s.out = append(s.out, ' ')
+			s.out = strconv.AppendUint(s.out, uint64(it.Flags), 10)
+			s.out = append(s.out, ' ')
+			s.out = strconv.AppendInt(s.out, int64(len(it.Value)), 10)
+			if withCAS {
+				s.out = append(s.out, ' ')
+				s.out = strconv.AppendUint(s.out, it.CAS, 10)
+			}
+			s.out = append(s.out, crlf...)
+			s.out = append(s.out, it.Value...)
+			s.out = append(s.out, crlf...)
+		}
+		if rest == nil {
+			break
+		}
+		n, rest = tokenize(rest, t)
+		i = 0
+	}
+	s.out = append(s.out, rEnd...)
+	s.write(s.out)
+}
+
+func (s *Session) countGet(touch, hit bool) {
+	switch {
+	case touch && hit:
+		s.h.Stats.TouchHits.Add(1)
+	case touch:
+		s.h.Stats.TouchMisses.Add(1)
+	case hit:
+		s.h.Stats.GetHits.Add(1)
+	default:
+		s.h.Stats.GetMisses.Add(1)
+	}
+}
+
+// readData reads a data block of n bytes and its "\r\n" into s.val.
+// n was bounded by the item size limit before this is called.
+func (s *Session) readData(n int) (ok bool, err error) {
+	if cap(s.val) < n+2 {
+		s.val = make([]byte, n+2)
+	}
+	s.val = s.val[:n+2]
+	if _, err := io.ReadFull(s.r, s.val); err != nil {
+		return false, err
+	}
+	s.h.Stats.BytesRead.Add(uint64(n + 2))
+	ok = s.val[n] == '\r' && s.val[n+1] == '\n'
+	s.val = s.val[:n]
+	return ok, nil
+}
+
+// swallow discards a data block memcached refused before reading it.
+func (s *Session) swallow(n int) error {
+	_, err := s.r.Discard(n)
+	return err
+}
+
+// update serves set, add, replace, append, prepend and cas.
+func (s *Session) update(t [][]byte, n int, mode store.Mode) error {
+	s.setNoreply(t, n)
+	key := t[1]
+	if s.keyTooLong(key) {
+		s.reply(rBadFormat)
+		return nil
+	}
+	flags, ok1 := cstrconv.ParseUint32(t[2])
+	exptime, ok2 := cstrconv.ParseInt32(t[3])
+	vlen, ok3 := cstrconv.ParseInt32(t[4])
+	if !ok1 || !ok2 || !ok3 {
+		s.reply(rBadFormat)
+		return nil
+	}
+	var cas uint64
+	if mode == store.CAS {
+		var ok bool
+		if cas, ok = cstrconv.ParseUint64(t[5]); !ok {
+			s.reply(rBadFormat)
+			return nil
+		}
+	}
+	if vlen < 0 || vlen > 1<<31-1-2 {
+		s.reply(rBadFormat)
+		return nil
+	}
+	now := s.now()
+	s.h.Stats.CmdSet.Add(1)
+	// The key lives in s.line, which reading the data block does not touch.
+	if store.ItemSize(len(key), int(vlen), flags) > s.h.opts.MaxItemSize {
+		s.h.Stats.StoreTooLarge.Add(1)
+		s.reply(rTooLarge)
+		if mode == store.Set {
+			// memcached drops the old value so that a failed set cannot leave stale data.
+			s.h.store.Delete(s.ctx, key, now)
+		}
+		return s.swallow(int(vlen) + 2)
+	}
+	ok, err := s.readData(int(vlen))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		s.reply(rBadDataChunk)
+		return nil
+	}
+	_, err = s.h.store.Store(s.ctx, mode, store.Item{Key: key, Value: s.val, Flags: flags, Deadline: Deadline(exptime, now), CAS: cas}, now)
+	s.countStore(mode, err)
+	if err != nil {
+		s.storeError(err)
+		return nil
+	}
+	s.reply(rStored)
+	return nil
+}
+
+func (s *Session) countStore(mode store.Mode, err error) {
+	if err == nil {
+		s.h.Stats.TotalItems.Add(1)
+	}
+	if mode != store.CAS {
+		return
+	}
+	switch {
+	case err == nil:
+		s.h.Stats.CASHits.Add(1)
+	case errors.Is(err, store.ErrExists):
+		s.h.Stats.CASBadval.Add(1)
+	case errors.Is(err, store.ErrNotFound):
+		s.h.Stats.CASMisses.Add(1)
+	}
+}
+
+func (s *Session) arithmetic(t [][]byte, n int, decr bool) {
+	s.setNoreply(t, n)
+	key := t[1]
+	if s.keyTooLong(key) {
+		s.reply(rBadFormat)
+		return
+	}
+	delta, ok := cstrconv.ParseUint64(t[2])
+	if !ok {
+		s.reply(rBadDelta)
+		return
+	}
+	v, err := s.h.store.Incr(s.ctx, key, delta, decr, s.now())
+	hits, misses := &s.h.Stats.IncrHits, &s.h.Stats.IncrMisses
+	if decr {
+		hits, misses = &s.h.Stats.DecrHits, &s.h.Stats.DecrMisses
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			misses.Add(1)
+		}
+		s.storeError(err)
+		return
+	}
+	hits.Add(1)
+	s.out = strconv.AppendUint(s.out[:0], v, 10)
+	s.out = append(s.out, crlf...)
+	s.reply(s.out)
+}
+
+func (s *Session) delete(t [][]byte, n, nt int) {
+	if nt > 3 {
+		zero := string(t[2]) == "0"
+		s.setNoreply(t, n)
+		if !((nt == 4 && (zero || s.noreply)) || (nt == 5 && zero && s.noreply)) {
+			s.reply(rDeleteUsage)
+			return
+		}
+	}
+	key := t[1]
+	if s.keyTooLong(key) {
+		s.reply(rBadFormat)
+		return
+	}
+	if err := s.h.store.Delete(s.ctx, key, s.now()); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			s.h.Stats.DeleteMisses.Add(1)
+		}
+		s.storeError(err)
+		return
+	}
+	s.h.Stats.DeleteHits.Add(1)
+	s.reply(rDeleted)
+}
+
+func (s *Session) touch(t [][]byte, n int) {
+	s.setNoreply(t, n)
+	key := t[1]
+	if s.keyTooLong(key) {
+		s.reply(rBadFormat)
+		return
+	}
+	exptime, ok := cstrconv.ParseInt32(t[2])
+	if !ok {
+		s.reply(rBadExptime)
+		return
+	}
+	now := s.now()
+	s.h.Stats.CmdTouch.Add(1)
+	_, err := s.h.store.Touch(s.ctx, key, Deadline(exptime, now), s.val[:0], now)
+	s.countGet(true, err == nil)
+	if err != nil {
+		s.storeError(err)
+		return
+	}
+	s.reply(rTouched)
+}
+
+func (s *Session) flushAll(t [][]byte, n, nt int) {
+	s.setNoreply(t, n)
+	s.h.Stats.CmdFlush.Add(1)
+	var delay int32
+	want := 2
+	if s.noreply {
+		want = 3
+	}
+	if nt != want {
+		var ok bool
+		if delay, ok = cstrconv.ParseInt32(t[1]); !ok {
+			s.reply(rBadExptime)
+			return
+		}
+	}
+	if delay > 0 {
+		// The flush moment is read like an exptime: relative up to 30 days, else absolute.
+		now := s.now()
+		at := Deadline(delay, now)
+		s.h.scheduleFlush(secondsDuration(at - now))
+	} else if err := s.h.store.Flush(s.ctx); err != nil {
+		s.storeError(err)
+		return
+	}
+	s.reply(rOK)
+}
