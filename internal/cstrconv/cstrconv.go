@@ -68,20 +68,16 @@ func ParseUint32(s []byte) (uint32, bool) {
 	return uint32(v), ok
 }
 
-// ParseInt32 is memcached's safe_strtol: a signed 64-bit strtol whose result
-// must fit in 32 bits.
+// ParseInt32 is memcached 1.6.18's safe_strtol: a signed 64-bit strtol
+// (refused on ERANGE) whose result is then truncated to 32 bits, so
+// "4000000000" reads as a negative exptime and "4294967295" as -1.
 func ParseInt32(s []byte) (int32, bool) {
 	u, end, neg, ok, overflow := strtou(s)
 	if !ok || !endsClean(s, end) {
 		return 0, false
 	}
-	// strtol saturates and sets ERANGE outside the int64 range.
 	if overflow || (!neg && u > math.MaxInt64) || (neg && -u > 1<<63) {
 		return 0, false
 	}
-	v := int64(u)
-	if v > math.MaxInt32 || v < math.MinInt32 {
-		return 0, false
-	}
-	return int32(v), true
+	return int32(int64(u)), true
 }

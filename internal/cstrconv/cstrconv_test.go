@@ -22,9 +22,11 @@ func TestParse(t *testing.T) {
 		{"-1", -1, true, 0, false, 0, false},
 		{"-0", 0, true, 0, true, 0, true},
 		{"2147483647", 2147483647, true, 2147483647, true, 2147483647, true},
-		{"2147483648", 0, false, 2147483648, true, 2147483648, true},
+		{"2147483648", -2147483648, true, 2147483648, true, 2147483648, true},
 		{"-2147483648", -2147483648, true, 0, false, 0, false},
-		{"4294967296", 0, false, 0, true, 4294967296, true},
+		{"4294967296", 0, true, 0, true, 4294967296, true},
+		{"4000000000", -294967296, true, 4000000000, true, 4000000000, true},
+		{"9223372036854775808", 0, false, 0, true, 9223372036854775808, true},
 		{"18446744073709551615", 0, false, 4294967295, true, 18446744073709551615, true},
 		{"18446744073709551616", 0, false, 0, false, 0, false},
 		// strtoul negates modulo 2^64; memcached only refuses it above 2^63.

@@ -421,8 +421,8 @@ func (s *Session) metaDelete(t [][]byte, n, nt int) {
 			s.h.Stats.DeleteHits.Add(1)
 		}
 	}
-	if f.quiet && status != "EX" {
-		return
+	if f.quiet && status == "HD" {
+		return // quiet mode hides only the nominal reply
 	}
 	s.out = append(append([]byte(status), out...), crlf...)
 	s.write(s.out)
@@ -495,9 +495,7 @@ func (s *Session) metaArithmetic(t [][]byte, n, nt int) {
 			return
 		}
 		s.out = append(out, crlf...)
-		if !(f.quiet && status == "NF") {
-			s.write(s.out)
-		}
+		s.write(s.out)
 		return
 	}
 	if f.quiet {

@@ -28,7 +28,8 @@ type Session struct {
 	h       *Handler
 	ctx     context.Context
 	r       *bufio.Reader
-	w       *bufio.Writer
+	w       io.Writer
+	wbuf    []byte // replies not yet sent; see flush
 	line    []byte
 	tok     [maxTokens][]byte
 	val     []byte // data block of a storage command
@@ -42,7 +43,19 @@ func (h *Handler) NewSession(ctx context.Context, r io.Reader, w io.Writer) *Ses
 	if size < 2*h.opts.MaxLineLength {
 		size = 2 * h.opts.MaxLineLength
 	}
-	return &Session{h: h, ctx: ctx, r: bufio.NewReaderSize(r, size), w: bufio.NewWriterSize(w, 16<<10)}
+	return &Session{h: h, ctx: ctx, r: bufio.NewReaderSize(r, size), w: w}
+}
+
+// flush sends the pending replies. Replies to pipelined requests are sent
+// together once no further request is buffered, as memcached does.
+func (s *Session) flush() error {
+	if len(s.wbuf) == 0 {
+		return nil
+	}
+	_, err := s.w.Write(s.wbuf)
+	s.h.Stats.BytesWritten.Add(uint64(len(s.wbuf)))
+	s.wbuf = s.wbuf[:0]
+	return err
 }
 
 // Serve processes requests until the client quits, the connection fails or
@@ -55,16 +68,16 @@ func (s *Session) Serve() error {
 	for {
 		line, err := s.readLine()
 		if err != nil {
-			s.w.Flush()
+			s.flush()
 			return err
 		}
 		s.h.Stats.BytesRead.Add(uint64(len(line) + 2))
 		if err := s.dispatch(line); err != nil {
-			s.w.Flush()
+			s.flush()
 			return err
 		}
-		if s.r.Buffered() == 0 {
-			if err := s.w.Flush(); err != nil {
+		if s.r.Buffered() == 0 || len(s.wbuf) >= 64<<10 {
+			if err := s.flush(); err != nil {
 				return err
 			}
 		}
@@ -141,8 +154,7 @@ func isMultiGet(buf []byte) bool {
 }
 
 func (s *Session) write(b []byte) {
-	s.h.Stats.BytesWritten.Add(uint64(len(b)))
-	s.w.Write(b)
+	s.wbuf = append(s.wbuf, b...)
 }
 
 // reply writes a status line unless the request asked for noreply.
@@ -327,6 +339,9 @@ func (s *Session) get(t [][]byte, n int, rest []byte, withCAS, touch bool) {
 		for ; i < n; i++ {
 			key := t[i]
 			if s.keyTooLong(key) {
+				// memcached culls every reply it has not sent yet, those of
+				// earlier pipelined requests included, and answers this alone.
+				s.wbuf = s.wbuf[:0]
 				s.write(rBadFormat)
 				return
 			}
