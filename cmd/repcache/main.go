@@ -61,6 +61,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
+		fmt.Fprintf(stderr, "repcache: %v (see repcache --help)\n", err)
 		return 2
 	}
 	if fs.NArg() > 0 {

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/repcache/repcache/internal/testenv"
+)
+
+// binary is the repcache executable built once for the acceptance tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "repcache-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "repcache")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build repcache: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	exited chan error
+}
+
+// syncBuffer collects a child's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs the built binary with a clean environment plus env.
+func start(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary, args...), out: &syncBuffer{}, exited: make(chan error, 1)}
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		select {
+		case <-p.exited:
+		case <-time.After(5 * time.Second):
+		}
+		if t.Failed() {
+			t.Logf("repcache output:\n%s", p.out.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) waitListening(t *testing.T, addr string) {
+	t.Helper()
+	if err := testenv.WaitListening(addr, 20*time.Second, p.exited); err != nil {
+		t.Fatalf("%v\n%s", err, p.out.String())
+	}
+}
+
+func TestServesTCPAndUnixSocket(t *testing.T) {
+	port := testenv.FreePort(t)
+	admin := testenv.FreePort(t)
+	sock := filepath.Join(t.TempDir(), "repcache.sock")
+	cfg := filepath.Join(t.TempDir(), "repcache.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: ["127.0.0.1:%d", "unix:%s"]
+unix_socket_mode: "0600"
+admin:
+  listen: 127.0.0.1:%d
+cache:
+  memory:
+    max_bytes: 16MiB
+`, port, sock, admin)), 0o644)
+	p := start(t, nil, "--config", cfg)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p.waitListening(t, addr)
+	p.waitListening(t, "unix:"+sock)
+
+	mc := memcache.New(addr)
+	if err := mc.Set(&memcache.Item{Key: "postscreen:10.0.0.1", Value: []byte("1795673021;1;1;1;1")}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "get postscreen:10.0.0.1\r\n")
+	r := bufio.NewReader(c)
+	var got strings.Builder
+	for range 3 {
+		l, _ := r.ReadString('\n')
+		got.WriteString(l)
+	}
+	if got.String() != "VALUE postscreen:10.0.0.1 0 18\r\n1795673021;1;1;1;1\r\nEND\r\n" {
+		t.Fatalf("record written over TCP, read over the unix socket: %q", got.String())
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v, %v", fi.Mode().Perm(), err)
+	}
+	for _, path := range []string{"/livez", "/readyz", "/metrics"} {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", admin, path))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %v %v", path, err, resp)
+		}
+		resp.Body.Close()
+	}
+
+	// SIGTERM: exits 0, promptly, and removes nothing it should not.
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("did not exit within 15s of SIGTERM")
+	}
+	if !strings.Contains(p.out.String(), "shutting down") {
+		t.Fatalf("no shutdown log line:\n%s", p.out.String())
+	}
+}
+
+func TestDefaultsNeedNoConfig(t *testing.T) {
+	// The defaults listen on 127.0.0.1:11211; move only the port so the test
+	// cannot collide with a real memcached, through the environment.
+	port := testenv.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p := start(t, []string{"REPCACHE_LISTEN=" + addr, "REPCACHE_ADMIN__LISTEN="})
+	p.waitListening(t, addr)
+	if err := memcache.New(addr).Ping(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p.out.String(), `backend=memory`) {
+		t.Fatalf("startup log does not name the backend:\n%s", p.out.String())
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("limits:\n  max_connections: 10\n"), 0o644)
+	os.WriteFile(bad, []byte("limits:\n  max_conections: 10\n"), 0o644)
+	for _, tc := range []struct {
+		args     []string
+		env      []string
+		code     int
+		contains string
+	}{
+		{[]string{"check-config", "--config", good}, nil, 0, "configuration OK"},
+		{[]string{"check-config", "--config", bad}, nil, 1, `unknown field "limits.max_conections"`},
+		{[]string{"check-config", "--config", filepath.Join(dir, "missing.yaml")}, nil, 1, "no such file"},
+		{[]string{"check-config"}, []string{"REPCACHE_LIMITS__MAX_CONNECTIONS=lots"}, 1, "limits.max_connections"},
+		{[]string{"check-config", "--limits.max_key_length", "0"}, nil, 1, "limits.max_key_length"},
+		{[]string{"--no-such-flag"}, nil, 2, "unknown flag"},
+		{[]string{"version"}, nil, 0, "repcache"},
+	} {
+		cmd := exec.Command(binary, tc.args...)
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, tc.env...)
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != tc.code || !strings.Contains(string(out), tc.contains) {
+			t.Errorf("repcache %v: exit %d, output %q; want exit %d containing %q", tc.args, code, out, tc.code, tc.contains)
+		}
+	}
+}
+
+func TestListenFailureIsReported(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cmd := exec.Command(binary, "--listen", ln.Addr().String(), "--admin.listen", "")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "cannot listen on "+ln.Addr().String()) {
+		t.Fatalf("port in use: exit %d, %s", cmd.ProcessState.ExitCode(), out)
+	}
+}

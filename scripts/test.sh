@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# repcache's one test command: installs what the tests need from Debian's
+# packages, then runs every test with the race detector and each fuzz target
+# for a bounded time. The tests start their own servers on free loopback
+# ports; nothing here touches a system service.
+#
+#   ./scripts/test.sh            everything (CI runs exactly this)
+#   FUZZTIME=5s ./scripts/test.sh   shorter fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZTIME=${FUZZTIME:-30s}
+
+# Debian packages the tests talk to, as "program:package".
+needs=(memcached:memcached)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+missing=()
+for n in "${needs[@]}"; do
+  command -v "${n%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${n%%:*}" ] || missing+=("${n#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing Debian packages: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+step "go vet and gofmt"
+go vet ./...
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "fuzzing each target for $FUZZTIME"
+fuzz() { # package target
+  go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 5s "$1" 2>&1 | grep -vE '^fuzz: elapsed' || return 1
+}
+fuzz ./internal/protocol FuzzSession
+fuzz ./internal/config FuzzLoadYAML
+
+step "unit, differential and acceptance tests (race detector on)"
+go test -race -count=1 -timeout 10m ./...
