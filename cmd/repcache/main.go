@@ -23,6 +23,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/repcache/repcache/internal/config"
+	"github.com/repcache/repcache/internal/policy"
+	"github.com/repcache/repcache/internal/postfixconf"
 	"github.com/repcache/repcache/internal/protocol"
 	"github.com/repcache/repcache/internal/server"
 	"github.com/repcache/repcache/internal/store/memory"
@@ -36,6 +38,9 @@ const usage = `repcache: a memcache-protocol cache for Postfix postscreen and ve
 Usage:
   repcache [flags]                       serve (defaults: 127.0.0.1:11211, embedded store)
   repcache check-config --config FILE    validate a configuration and exit
+  repcache postfix-config [--config FILE] [--table-dir DIR]
+                                         print the main.cf lines and memcache table
+                                         files that point Postfix at repcache
   repcache version                       print the version
 
 Configuration comes from --config FILE (YAML), REPCACHE_* environment
@@ -50,13 +55,17 @@ func main() { os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr)) }
 
 func run(args, environ []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && (args[0] == "check-config" || args[0] == "version" || args[0] == "serve") {
+	if len(args) > 0 && (args[0] == "check-config" || args[0] == "postfix-config" || args[0] == "version" || args[0] == "serve") {
 		cmd, args = args[0], args[1:]
 	}
 	fs := pflag.NewFlagSet("repcache", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	config.Flags(fs)
+	tableDir := "/etc/postfix"
+	if cmd == "postfix-config" {
+		fs.StringVar(&tableDir, "table-dir", tableDir, "directory where the memcache table files will live")
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -78,8 +87,19 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "repcache: %v\n", err)
 		return 1
 	}
-	if cmd == "check-config" {
+	switch cmd {
+	case "check-config":
+		if _, err := newPolicy(cfg); err != nil {
+			fmt.Fprintf(stderr, "repcache: config: %v\n", err)
+			return 1
+		}
 		fmt.Fprintln(stdout, "configuration OK")
+		return 0
+	case "postfix-config":
+		if err := postfixconf.Render(stdout, cfg, postfixconf.Options{TableDir: tableDir}); err != nil {
+			fmt.Fprintf(stderr, "repcache: %v\n", err)
+			return 1
+		}
 		return 0
 	}
 	log := cfg.NewLogger(stderr)
@@ -96,7 +116,11 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	h := protocol.NewHandler(st, protocol.Options{
+	pol, err := newPolicy(cfg)
+	if err != nil {
+		return err
+	}
+	h := protocol.NewHandler(pol.Wrap(st, policy.View{}), protocol.Options{
 		MaxKeyLength:  cfg.Limits.MaxKeyLength,
 		MaxItemSize:   int(cfg.Limits.MaxItemSize),
 		MaxLineLength: cfg.Limits.MaxLineLength,
@@ -104,26 +128,49 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 		Logger:        log,
 	})
 	defer h.Close()
-	srv := server.New(h, server.Options{
+	srv := server.New(server.Options{
 		MaxConnections: cfg.Limits.MaxConnections,
 		IdleTimeout:    cfg.Limits.IdleTimeout,
 		UnixSocketMode: cfg.UnixSocketFileMode(),
 		Logger:         log,
 	})
 
-	var lns []net.Listener
+	// Addresses in listen serve every map; listeners entries may narrow that.
+	type listener struct {
+		ln net.Listener
+		h  *protocol.Handler
+	}
+	var lns []listener
 	closeAll := func() {
-		for _, ln := range lns {
-			ln.Close()
+		for _, l := range lns {
+			l.ln.Close()
 		}
 	}
-	for _, addr := range cfg.Listen {
+	listen := func(addr string, h *protocol.Handler) error {
 		ln, err := server.Listen(addr, cfg.UnixSocketFileMode())
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("cannot listen on %s: %w", addr, err)
 		}
-		lns = append(lns, ln)
+		lns = append(lns, listener{ln, h})
+		return nil
+	}
+	for _, addr := range cfg.Listen {
+		if err := listen(addr, h); err != nil {
+			return err
+		}
+	}
+	for _, l := range cfg.Listeners {
+		v := policy.View{ReadOnly: l.ReadOnly}
+		if len(l.Maps) > 0 {
+			v.Maps = map[string]bool{}
+			for _, n := range l.Maps {
+				v.Maps[n] = true
+			}
+		}
+		if err := listen(l.Address, h.ForStore(pol.Wrap(st, v))); err != nil {
+			return err
+		}
 	}
 	var draining atomic.Bool
 	var admin *http.Server
@@ -143,9 +190,12 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 	}
 
 	errc := make(chan error, len(lns))
-	for _, ln := range lns {
-		go func() { errc <- srv.Serve(ln) }()
-		log.Info("serving memcache protocol", "addr", displayAddr(ln), "backend", cfg.Cache.Backend, "max_bytes", cfg.Cache.Memory.MaxBytes.String())
+	for _, l := range lns {
+		go func() { errc <- srv.Serve(l.ln, l.h) }()
+		log.Info("serving memcache protocol", "addr", displayAddr(l.ln), "backend", cfg.Cache.Backend, "max_bytes", cfg.Cache.Memory.MaxBytes.String())
+	}
+	for _, m := range pol.Maps() {
+		log.Info("map", "name", m.Name, "prefix", m.Prefix, "kind", string(m.Rule.Kind), "min_ttl", m.Rule.MinTTL, "max_ttl", m.Rule.MaxTTL)
 	}
 
 	sigs := make(chan os.Signal, 1)
@@ -169,6 +219,15 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// newPolicy builds the map policy the configuration describes.
+func newPolicy(cfg *config.Config) (*policy.Policy, error) {
+	maps := make([]policy.Map, len(cfg.Maps))
+	for i, m := range cfg.Maps {
+		maps[i] = policy.Map{Name: m.Name, Prefix: m.Prefix, Rule: m.Rule(), MaxKeyLength: m.MaxKeyLength}
+	}
+	return policy.New(maps, policy.Options{RejectUnknown: cfg.UnknownKeys == "reject", StoreKeyLimit: cfg.Limits.MaxKeyLength})
 }
 
 func displayAddr(ln net.Listener) string {

@@ -60,6 +60,17 @@ type Config struct {
 	// SIGTERM before connections are closed. Default 10s.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 
+	// Listeners are further listen addresses with options (which maps they
+	// serve, read-only). Default none.
+	Listeners []ListenerConfig `koanf:"listeners"`
+	// Maps are the Postfix tables repcache knows, by key prefix. Default:
+	// postscreen (prefix "postscreen:") and verify (prefix "verify:") with
+	// Postfix's default lifetimes.
+	Maps []MapConfig `koanf:"maps"`
+	// UnknownKeys is what happens to keys that match no map: allow (served
+	// with memcached semantics) or reject (answered CLIENT_ERROR). Default allow.
+	UnknownKeys string `koanf:"unknown_keys"`
+
 	Admin  AdminConfig  `koanf:"admin"`
 	Cache  CacheConfig  `koanf:"cache"`
 	Limits LimitsConfig `koanf:"limits"`
@@ -83,8 +94,8 @@ type CacheConfig struct {
 
 // MemoryConfig configures the in-process memory backend.
 type MemoryConfig struct {
-	// MaxBytes caps the memory used by items; the least recently used are
-	// evicted beyond it. Default 64MiB, minimum 1MiB.
+	// MaxBytes caps the memory used by items; the oldest writes are evicted
+	// first beyond it. Default 64MiB, minimum 1MiB.
 	MaxBytes ByteSize `koanf:"max_bytes"`
 }
 
@@ -136,7 +147,9 @@ func Default() *Config {
 			MaxItemSize:    1 * MiB,
 			MaxLineLength:  2048,
 		},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Log:         LogConfig{Level: "info", Format: "text"},
+		Maps:        defaultMaps(),
+		UnknownKeys: "allow",
 	}
 }
 
@@ -164,6 +177,7 @@ func Flags(fs *pflag.FlagSet) {
 	maxItem := d.Limits.MaxItemSize
 	fs.Var(&maxItem, "limits.max_item_size", "largest accepted value (>= 1KiB, <= max_bytes/4)")
 	fs.Int("limits.max_line_length", d.Limits.MaxLineLength, "longest command line in bytes before the connection is closed (>= 512)")
+	fs.String("unknown_keys", d.UnknownKeys, "keys matching no map: allow (memcached semantics) or reject")
 	fs.String("log.level", d.Log.Level, "log level: debug, info, warn, error")
 	fs.String("log.format", d.Log.Format, "log format: text, json")
 }
@@ -212,6 +226,18 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 		}
 	}
 
+	// The lists of mappings are decoded entry by entry (maps over their
+	// kind's defaults), then the rest in one go.
+	maps, err := decodeMaps(k.Get("maps"))
+	if err != nil {
+		return nil, err
+	}
+	listeners, err := decodeListeners(k.Get("listeners"))
+	if err != nil {
+		return nil, err
+	}
+	k.Delete("maps")
+	k.Delete("listeners")
 	cfg := &Config{}
 	err = k.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
 		DecodeHook:  decodeHook,
@@ -222,6 +248,7 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 	if err != nil {
 		return nil, decodeError(err)
 	}
+	cfg.Maps, cfg.Listeners = maps, listeners
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -64,6 +64,7 @@ func validate(c *Config) error {
 	}
 	check("log.level", oneOf(c.Log.Level, logLevels))
 	check("log.format", oneOf(c.Log.Format, logFormats))
+	errs = append(errs, validateMaps(c)...)
 
 	if len(errs) == 0 {
 		return nil

@@ -47,13 +47,18 @@ type Counters struct {
 	BytesRead, BytesWritten                     atomic.Uint64
 }
 
-// Handler is shared by every session of a server.
+// Handler serves the sessions of one listener. Handlers made with
+// ForStore share their counters and scheduled flush.
 type Handler struct {
 	opts    Options
 	store   store.Store
-	started time.Time
-	Stats   Counters
+	limiter store.KeyLimiter // nil: opts.MaxKeyLength for every key
+	*shared
+}
 
+type shared struct {
+	started    time.Time
+	Stats      Counters
 	flushMu    sync.Mutex
 	flushTimer *time.Timer
 }
@@ -81,8 +86,26 @@ func NewHandler(st store.Store, o Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{opts: o, store: st, started: time.Now()}
+	h := &Handler{opts: o, shared: &shared{started: time.Now()}}
+	h.setStore(st)
+	return h
 }
+
+// ForStore returns a handler that serves st (for instance one listener's
+// view of the maps) with the same options, counters and flush schedule.
+func (h *Handler) ForStore(st store.Store) *Handler {
+	c := &Handler{opts: h.opts, shared: h.shared}
+	c.setStore(st)
+	return c
+}
+
+func (h *Handler) setStore(st store.Store) {
+	h.store = st
+	h.limiter, _ = st.(store.KeyLimiter)
+}
+
+// Counters returns the statistics shared by the handler's family.
+func (h *Handler) Counters() *Counters { return &h.Stats }
 
 // maxRelativeExptime is memcached's REALTIME_MAXDELTA: larger exptimes are
 // absolute Unix times.

@@ -188,6 +188,11 @@ func (s *Session) metaGet(t [][]byte, n, nt int) {
 	s.h.Stats.CmdGet.Add(1)
 	it, err := s.h.store.Get(s.ctx, f.key, s.val[:0], now)
 	s.val = it.Value
+	var ce *store.ClientError
+	if errors.As(err, &ce) {
+		s.write([]byte("CLIENT_ERROR " + ce.Msg + "\r\n"))
+		return
+	}
 	if err != nil {
 		s.h.Stats.GetMisses.Add(1)
 		if !errors.Is(err, store.ErrNotFound) {

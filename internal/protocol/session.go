@@ -164,9 +164,12 @@ func (s *Session) reply(b []byte) {
 	}
 }
 
-// errorReply maps a store error to memcached's reply.
+// storeError maps a store error to memcached's reply.
 func (s *Session) storeError(err error) {
+	var ce *store.ClientError
 	switch {
+	case errors.As(err, &ce):
+		s.reply([]byte("CLIENT_ERROR " + ce.Msg + "\r\n"))
 	case errors.Is(err, store.ErrNotFound):
 		s.reply(rNotFound)
 	case errors.Is(err, store.ErrNotStored):
@@ -317,7 +320,12 @@ func (s *Session) setNoreply(t [][]byte, n int) {
 	}
 }
 
-func (s *Session) keyTooLong(key []byte) bool { return len(key) > s.h.opts.MaxKeyLength }
+func (s *Session) keyTooLong(key []byte) bool {
+	if len(key) <= s.h.opts.MaxKeyLength {
+		return false
+	}
+	return s.h.limiter == nil || len(key) > s.h.limiter.MaxKeyLength(key)
+}
 
 // get serves get, gets, gat and gats. A key that is too long voids the
 // whole reply, as in memcached.
@@ -355,6 +363,13 @@ func (s *Session) get(t [][]byte, n int, rest []byte, withCAS, touch bool) {
 				it, err = s.h.store.Get(s.ctx, key, s.val[:0], now)
 			}
 			s.val = it.Value
+			var ce *store.ClientError
+			if errors.As(err, &ce) {
+				// Refused like an over-long key: the whole reply is voided.
+				s.wbuf = s.wbuf[:0]
+				s.storeError(err)
+				return
+			}
 			if err != nil {
 				s.countGet(touch, false)
 				if !errors.Is(err, store.ErrNotFound) {

@@ -25,12 +25,12 @@ func startServerWith(t testing.TB, o Options, po protocol.Options) (string, *Ser
 		t.Fatal(err)
 	}
 	h := protocol.NewHandler(st, po)
-	srv := New(h, o)
+	srv := New(o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
+	go srv.Serve(ln, h)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

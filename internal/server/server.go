@@ -28,9 +28,9 @@ type Options struct {
 	Logger         *slog.Logger
 }
 
-// Server serves the memcache protocol on any number of listeners.
+// Server serves the memcache protocol on any number of listeners, each with
+// its own protocol handler (a listener may see only some maps).
 type Server struct {
-	h        *protocol.Handler
 	opts     Options
 	log      *slog.Logger
 	mu       sync.Mutex
@@ -40,15 +40,15 @@ type Server struct {
 	draining atomic.Bool
 }
 
-// New returns a server handing connections to h.
-func New(h *protocol.Handler, o Options) *Server {
+// New returns a server.
+func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.UnixSocketMode == 0 {
 		o.UnixSocketMode = 0o660
 	}
-	return &Server{h: h, opts: o, log: o.Logger, conns: map[net.Conn]struct{}{}}
+	return &Server{opts: o, log: o.Logger, conns: map[net.Conn]struct{}{}}
 }
 
 // Listen opens an address: "host:port" for TCP or "unix:/path" for a unix
@@ -76,9 +76,9 @@ func Listen(addr string, mode fs.FileMode) (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve accepts connections on ln until Shutdown. It returns nil after a
-// shutdown.
-func (s *Server) Serve(ln net.Listener) error {
+// Serve accepts connections on ln and hands them to h until Shutdown. It
+// returns nil after a shutdown.
+func (s *Server) Serve(ln net.Listener, h *protocol.Handler) error {
 	s.mu.Lock()
 	if s.draining.Load() {
 		s.mu.Unlock()
@@ -105,12 +105,12 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		s.handle(c)
+		s.handle(c, h)
 	}
 }
 
-func (s *Server) handle(c net.Conn) {
-	st := &s.h.Stats
+func (s *Server) handle(c net.Conn, h *protocol.Handler) {
+	st := h.Counters()
 	st.TotalConnections.Add(1)
 	if st.CurrConnections.Add(1) > int64(s.opts.MaxConnections) && s.opts.MaxConnections > 0 {
 		st.CurrConnections.Add(-1)
@@ -140,7 +140,7 @@ func (s *Server) handle(c net.Conn) {
 			st.CurrConnections.Add(-1)
 			c.Close()
 		}()
-		sess := s.h.NewSession(context.Background(), &idleReader{c: c, timeout: s.opts.IdleTimeout, draining: &s.draining}, c)
+		sess := h.NewSession(context.Background(), &idleReader{c: c, timeout: s.opts.IdleTimeout, draining: &s.draining}, c)
 		err := sess.Serve()
 		switch {
 		case err == nil, errors.Is(err, protocol.ErrQuit), isClosed(err), s.draining.Load():

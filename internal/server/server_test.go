@@ -161,13 +161,13 @@ func TestIdleTimeoutCutsStalledClient(t *testing.T) {
 func TestUnixSocket(t *testing.T) {
 	st, _ := memory.New(memory.Options{MaxBytes: 8 << 20})
 	defer st.Close()
-	srv := New(protocol.NewHandler(st, protocol.Options{}), Options{})
+	srv := New(Options{})
 	path := filepath.Join(t.TempDir(), "repcache.sock")
 	ln, err := Listen("unix:"+path, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
+	go srv.Serve(ln, protocol.NewHandler(st, protocol.Options{}))
 	defer srv.Shutdown(context.Background())
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Perm() != 0o600 {

@@ -89,3 +89,16 @@ type Stats struct {
 type StatsReporter interface {
 	Stats() Stats
 }
+
+// ClientError is a request refused for what it asked (a record that does not
+// parse, a write to a read-only listener, ...). It is answered
+// "CLIENT_ERROR <message>", and nothing is stored.
+type ClientError struct{ Msg string }
+
+func (e *ClientError) Error() string { return e.Msg }
+
+// KeyLimiter is implemented by stores that accept keys longer than the
+// protocol's default limit for some keys (by storing them under a digest).
+type KeyLimiter interface {
+	MaxKeyLength(key []byte) int
+}

@@ -1,0 +1,227 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/repcache/repcache/internal/store"
+	"github.com/repcache/repcache/internal/store/memory"
+	"github.com/repcache/repcache/internal/ttl"
+)
+
+const now = int64(1_795_000_000)
+
+const day = 24 * time.Hour
+
+func testPolicy(t *testing.T, rejectUnknown bool) *Policy {
+	t.Helper()
+	ps, vf, grey := ttl.Defaults(ttl.Postscreen), ttl.Defaults(ttl.Verify), ttl.Defaults(ttl.Fixed)
+	grey.TTL = 10 * time.Minute
+	capped := ttl.Defaults(ttl.Postscreen)
+	capped.ClientTTL = ttl.Cap
+	p, err := New([]Map{
+		{Name: "postscreen", Prefix: "postscreen:", Rule: ps, MaxKeyLength: 1024},
+		{Name: "verify", Prefix: "verify:", Rule: vf, MaxKeyLength: 1024},
+		{Name: "grey", Prefix: "grey:", Rule: grey},
+		{Name: "capped", Prefix: "postscreen:capped:", Rule: capped},
+	}, Options{RejectUnknown: rejectUnknown})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newStore(t *testing.T, p *Policy, v View) (*Store, *memory.Store) {
+	t.Helper()
+	mem, err := memory.New(memory.Options{MaxBytes: 8 << 20, SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mem.Close() })
+	return p.Wrap(mem, v), mem
+}
+
+func set(s store.Store, key, val string, clientDeadline int64) error {
+	_, err := s.Store(context.Background(), store.Set, store.Item{Key: []byte(key), Value: []byte(val), Deadline: clientDeadline}, now)
+	return err
+}
+
+func deadline(t *testing.T, s store.Store, key string) int64 {
+	t.Helper()
+	it, err := s.Get(context.Background(), []byte(key), nil, now)
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	return it.Deadline
+}
+
+func clientError(t *testing.T, err error, contains string) {
+	t.Helper()
+	var ce *store.ClientError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Msg, contains) {
+		t.Fatalf("err = %v, want a ClientError containing %q", err, contains)
+	}
+}
+
+func TestLifetimesFollowTheRecord(t *testing.T) {
+	s, _ := newStore(t, testPolicy(t, false), View{})
+	pass := now + 1*int64(day/time.Second)
+	// postscreen: latest passed stamp + 7d retention; the client's exptime (3600) is ignored.
+	if err := set(s, "postscreen:192.0.2.1", "1795086400;1;1;1;1", now+3600); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := deadline(t, s, "postscreen:192.0.2.1"), pass+7*86400; got != want {
+		t.Errorf("postscreen deadline = %d, want %d", got, want)
+	}
+	// verify, bounced: UPDATED + 3d.
+	if err := set(s, "verify:nosuchuser@test.example", "2:0:1795000000:unknown user: \"nosuchuser\"", now+3600); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := deadline(t, s, "verify:nosuchuser@test.example"), now+3*86400; got != want {
+		t.Errorf("verify bounce deadline = %d, want %d", got, want)
+	}
+	// verify, deliverable: UPDATED + 31d, past memcached's 30-day limit and not born expired.
+	if err := set(s, "verify:user@test.example", "0:0:1795000000:250 2.1.5 Ok", 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := deadline(t, s, "verify:user@test.example"), now+31*86400; got != want {
+		t.Errorf("verify OK deadline = %d, want %d", got, want)
+	}
+	// fixed: the configured ttl, whatever the client says.
+	set(s, "grey:a/b/c", "anything", 0)
+	if got := deadline(t, s, "grey:a/b/c"); got != now+600 {
+		t.Errorf("fixed deadline = %d, want %d", got, now+600)
+	}
+	// Unknown keys keep memcached semantics.
+	set(s, "other", "x", now+5)
+	if got := deadline(t, s, "other"); got != now+5 {
+		t.Errorf("passthrough deadline = %d, want %d", got, now+5)
+	}
+	// The cleanup marker is stored as the client sent it.
+	set(s, "postscreen:"+CleanupKey, "1795000000", now+3600)
+	if got := deadline(t, s, "postscreen:"+CleanupKey); got != now+3600 {
+		t.Errorf("cleanup marker deadline = %d, want %d", got, now+3600)
+	}
+}
+
+func TestDeadRecordIsStoredNowhere(t *testing.T) {
+	s, mem := newStore(t, testPolicy(t, false), View{})
+	set(s, "verify:old@test.example", "0:0:1700000000:ok", 0) // updated years ago
+	if err := set(s, "verify:old@test.example", "0:0:1700000000:ok", 0); err != nil {
+		t.Fatalf("a dead record must be answered STORED: %v", err)
+	}
+	if _, err := s.Get(context.Background(), []byte("verify:old@test.example"), nil, now); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("dead record readable: %v", err)
+	}
+	if st := mem.Stats(); st.Items != 0 {
+		t.Fatalf("store holds %d items", st.Items)
+	}
+}
+
+func TestMalformedRecordsAreRefused(t *testing.T) {
+	s, _ := newStore(t, testPolicy(t, false), View{})
+	set(s, "postscreen:192.0.2.9", "1795086400;1;1;1;1", 0)
+	for _, bad := range []string{"", "garbage", "1795086400;x;1;1;1", "-1;1;1;1;1"} {
+		clientError(t, set(s, "postscreen:192.0.2.9", bad, 0), "map postscreen")
+	}
+	it, err := s.Get(context.Background(), []byte("postscreen:192.0.2.9"), nil, now)
+	if err != nil || string(it.Value) != "1795086400;1;1;1;1" {
+		t.Fatalf("good record lost after refused writes: %q, %v", it.Value, err)
+	}
+	for _, bad := range []string{"OK", "7:0:1795000000:x", "0:0:0:x", "0:1795000000"} {
+		clientError(t, set(s, "verify:u@test.example", bad, 0), "map verify")
+	}
+	_, err = s.Store(context.Background(), store.Append, store.Item{Key: []byte("postscreen:192.0.2.9"), Value: []byte(";1")}, now)
+	clientError(t, err, "append")
+	_, err = s.Incr(context.Background(), []byte("postscreen:192.0.2.9"), 1, false, now)
+	clientError(t, err, "incr")
+}
+
+func TestClientTTLCap(t *testing.T) {
+	s, _ := newStore(t, testPolicy(t, false), View{})
+	set(s, "postscreen:capped:192.0.2.1", "1795086400;1;1;1;1", now+7200)
+	if got := deadline(t, s, "postscreen:capped:192.0.2.1"); got != now+7200 {
+		t.Errorf("capped deadline = %d, want the client's %d", got, now+7200)
+	}
+	// touch can shorten a capped record, never lengthen it; an ignore map keeps its own.
+	s.Touch(context.Background(), []byte("postscreen:capped:192.0.2.1"), now+3600, nil, now)
+	if got := deadline(t, s, "postscreen:capped:192.0.2.1"); got != now+3600 {
+		t.Errorf("after touch: %d, want %d", got, now+3600)
+	}
+	s.Touch(context.Background(), []byte("postscreen:capped:192.0.2.1"), now+99999, nil, now)
+	if got := deadline(t, s, "postscreen:capped:192.0.2.1"); got != now+3600 {
+		t.Errorf("touch lengthened a capped record to %d", got)
+	}
+	set(s, "postscreen:192.0.2.2", "1795086400;1;1;1;1", 0)
+	before := deadline(t, s, "postscreen:192.0.2.2")
+	s.Touch(context.Background(), []byte("postscreen:192.0.2.2"), now+10, nil, now)
+	if got := deadline(t, s, "postscreen:192.0.2.2"); got != before {
+		t.Errorf("touch changed an ignore-map record: %d -> %d", before, got)
+	}
+}
+
+func TestUnknownKeysAndViews(t *testing.T) {
+	p := testPolicy(t, true)
+	s, mem := newStore(t, p, View{})
+	clientError(t, set(s, "greylist:x", "v", 0), `key prefix "greylist:" matches no map`)
+	if _, err := s.Get(context.Background(), []byte("greylist:x"), nil, now); err == nil {
+		t.Fatal("unknown key readable under reject")
+	}
+	ro := p.Wrap(mem, View{ReadOnly: true})
+	set(s, "verify:u@test.example", "0:0:1795000000:ok", 0)
+	clientError(t, set(ro, "verify:u@test.example", "0:0:1795000000:ok", 0), "read-only")
+	clientError(t, ro.Delete(context.Background(), []byte("verify:u@test.example"), now), "read-only")
+	clientError(t, ro.Flush(context.Background()), "read-only")
+	if _, err := ro.Get(context.Background(), []byte("verify:u@test.example"), nil, now); err != nil {
+		t.Fatalf("read-only listener cannot read: %v", err)
+	}
+	onlyPS := p.Wrap(mem, View{Maps: map[string]bool{"postscreen": true}})
+	_, err := onlyPS.Get(context.Background(), []byte("verify:u@test.example"), nil, now)
+	clientError(t, err, "map verify is not served on this listener")
+	clientError(t, onlyPS.Flush(context.Background()), "every map")
+}
+
+func TestLongKeysAreDigested(t *testing.T) {
+	s, mem := newStore(t, testPolicy(t, false), View{})
+	if got := s.MaxKeyLength([]byte("verify:x")); got != 1024 {
+		t.Fatalf("verify key limit = %d", got)
+	}
+	if got := s.MaxKeyLength([]byte("other")); got != 250 {
+		t.Fatalf("unknown key limit = %d", got)
+	}
+	a := "verify:" + strings.Repeat("a", 400) + "@test.example"
+	b := "verify:" + strings.Repeat("a", 400) + "@test.exampla"
+	set(s, a, "0:0:1795000000:a", 0)
+	set(s, b, "2:0:1795000000:b", 0)
+	for key, want := range map[string]string{a: "0:0:1795000000:a", b: "2:0:1795000000:b"} {
+		it, err := s.Get(context.Background(), []byte(key), nil, now)
+		if err != nil || string(it.Value) != want {
+			t.Fatalf("long key read back %q, %v; want %q", it.Value, err, want)
+		}
+	}
+	// The store itself holds the digests: prefix + '#' + 43 characters.
+	digest := testPolicy(t, false).storageKey(testPolicy(t, false).Map("verify"), []byte(a), nil)
+	if len(digest) != len("verify:")+digestLen || !strings.HasPrefix(string(digest), "verify:#") {
+		t.Fatalf("digest key %q", digest)
+	}
+	if _, err := mem.Get(context.Background(), digest, nil, now); err != nil {
+		t.Fatalf("digest not in the store: %v", err)
+	}
+}
+
+func TestNewRejectsBadMaps(t *testing.T) {
+	ps := ttl.Defaults(ttl.Postscreen)
+	for _, maps := range [][]Map{
+		{{Name: "a", Prefix: "x:", Rule: ps}, {Name: "a", Prefix: "y:", Rule: ps}},
+		{{Name: "a", Prefix: "x:", Rule: ps}, {Name: "b", Prefix: "x:", Rule: ps}},
+		{{Name: "a", Prefix: strings.Repeat("p", 240), Rule: ps}},
+		{{Name: "a", Prefix: "x:", Rule: ttl.Rule{Kind: ttl.Fixed}}},
+	} {
+		if _, err := New(maps, Options{}); err == nil {
+			t.Errorf("New(%+v) accepted", maps)
+		}
+	}
+}

@@ -1,0 +1,181 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/repcache/repcache/internal/store"
+	"github.com/repcache/repcache/internal/ttl"
+)
+
+// View is what one listener may do: which maps it serves (nil: all, and
+// keys outside every map as the policy allows) and whether it may write.
+type View struct {
+	Maps     map[string]bool
+	ReadOnly bool
+}
+
+// Store applies a Policy and a View in front of the next store. It
+// implements store.Store and store.KeyLimiter.
+type Store struct {
+	p    *Policy
+	v    View
+	next store.Store
+	bufs sync.Pool // digest key buffers
+}
+
+var (
+	_ store.Store      = (*Store)(nil)
+	_ store.KeyLimiter = (*Store)(nil)
+)
+
+// Wrap returns a Store serving next under p, as seen through v.
+func (p *Policy) Wrap(next store.Store, v View) *Store {
+	return &Store{p: p, v: v, next: next, bufs: sync.Pool{New: func() any { b := make([]byte, 0, 64); return &b }}}
+}
+
+// MaxKeyLength implements store.KeyLimiter: keys of a map may be as long as
+// the map allows.
+func (s *Store) MaxKeyLength(key []byte) int {
+	if m := s.p.Lookup(key); m != nil {
+		return m.MaxKeyLength
+	}
+	return s.p.storeKeyLimit
+}
+
+// route finds key's map and checks the view; write says whether the request
+// changes data.
+func (s *Store) route(key []byte, write bool) (*Map, error) {
+	if write && s.v.ReadOnly {
+		return nil, &store.ClientError{Msg: "this listener is read-only"}
+	}
+	m := s.p.Lookup(key)
+	switch {
+	case m == nil && s.p.rejectUnknown:
+		return nil, &store.ClientError{Msg: fmt.Sprintf("key prefix %q matches no map", prefixOf(key))}
+	case m == nil && s.v.Maps != nil:
+		return nil, &store.ClientError{Msg: fmt.Sprintf("key prefix %q matches no map served on this listener", prefixOf(key))}
+	case m != nil && s.v.Maps != nil && !s.v.Maps[m.Name]:
+		return nil, &store.ClientError{Msg: fmt.Sprintf("map %s is not served on this listener", m.Name)}
+	}
+	return m, nil
+}
+
+// isCleanup reports whether key is the map's dict_cache cleanup marker.
+func isCleanup(m *Map, key []byte) bool {
+	return len(key) == len(m.Prefix)+len(CleanupKey) && string(key[len(m.Prefix):]) == CleanupKey
+}
+
+func (s *Store) key(m *Map, key []byte) ([]byte, func()) {
+	if m == nil || len(key) <= s.p.storeKeyLimit {
+		return key, func() {}
+	}
+	bp := s.bufs.Get().(*[]byte)
+	*bp = s.p.storageKey(m, key, *bp)
+	return *bp, func() { s.bufs.Put(bp) }
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
+	m, err := s.route(key, false)
+	if err != nil {
+		return store.Item{}, err
+	}
+	k, done := s.key(m, key)
+	defer done()
+	return s.next.Get(ctx, k, buf, now)
+}
+
+// Touch implements store.Store. On maps that derive lifetimes the client's
+// exptime is ignored (client_ttl: ignore) or may only shorten the record
+// (client_ttl: cap).
+func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
+	m, err := s.route(key, true)
+	if err != nil {
+		return store.Item{}, err
+	}
+	k, done := s.key(m, key)
+	defer done()
+	if m == nil || m.Rule.Kind == ttl.Passthrough || isCleanup(m, key) {
+		return s.next.Touch(ctx, k, deadline, buf, now)
+	}
+	it, err := s.next.Get(ctx, k, buf, now)
+	if err != nil || m.Rule.ClientTTL != ttl.Cap || deadline == 0 || (it.Deadline != 0 && it.Deadline <= deadline) {
+		return it, err
+	}
+	return s.next.Touch(ctx, k, deadline, buf, now)
+}
+
+// Store implements store.Store: the record's value decides its lifetime.
+func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
+	m, err := s.route(it.Key, true)
+	if err != nil {
+		return 0, err
+	}
+	k, done := s.key(m, it.Key)
+	defer done()
+	if m != nil && !isCleanup(m, it.Key) {
+		if m.Typed() && (mode == store.Append || mode == store.Prepend) {
+			return 0, &store.ClientError{Msg: fmt.Sprintf("map %s: append and prepend would corrupt %s records", m.Name, m.Rule.Kind)}
+		}
+		deadline, keep, err := m.Rule.Deadline(it.Value, it.Deadline, now)
+		if err != nil {
+			return 0, &store.ClientError{Msg: fmt.Sprintf("map %s: %v", m.Name, err)}
+		}
+		if !keep {
+			deadline = 1 // dead by the map's rules: answered STORED, kept nowhere
+		}
+		it.Deadline = deadline
+	}
+	it.Key = k
+	return s.next.Store(ctx, mode, it, now)
+}
+
+// Delete implements store.Store.
+func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
+	m, err := s.route(key, true)
+	if err != nil {
+		return err
+	}
+	k, done := s.key(m, key)
+	defer done()
+	return s.next.Delete(ctx, k, now)
+}
+
+// Incr implements store.Store; records of typed maps are not counters.
+func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
+	m, err := s.route(key, true)
+	if err != nil {
+		return 0, err
+	}
+	if m != nil && m.Typed() && !isCleanup(m, key) {
+		return 0, &store.ClientError{Msg: fmt.Sprintf("map %s: incr and decr would corrupt %s records", m.Name, m.Rule.Kind)}
+	}
+	k, done := s.key(m, key)
+	defer done()
+	return s.next.Incr(ctx, k, delta, decr, now)
+}
+
+// Flush implements store.Store. It empties every map, so only a listener
+// that may write to all of them may flush.
+func (s *Store) Flush(ctx context.Context) error {
+	if s.v.ReadOnly {
+		return &store.ClientError{Msg: "this listener is read-only"}
+	}
+	if s.v.Maps != nil {
+		return &store.ClientError{Msg: "flush_all needs a listener that serves every map"}
+	}
+	return s.next.Flush(ctx)
+}
+
+// Close implements store.Store; the next store belongs to the caller.
+func (s *Store) Close() error { return nil }
+
+// Stats passes the next store's statistics through.
+func (s *Store) Stats() store.Stats {
+	if r, ok := s.next.(store.StatsReporter); ok {
+		return r.Stats()
+	}
+	return store.Stats{}
+}
