@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FUZZTIME=${FUZZTIME:-30s}
+FUZZTIME=${FUZZTIME:-20s}
 
 # Debian packages the tests talk to, as "program:package".
 needs=(memcached:memcached)
@@ -41,6 +41,9 @@ fuzz() { # package target
 }
 fuzz ./internal/protocol FuzzSession
 fuzz ./internal/config FuzzLoadYAML
+fuzz ./internal/ttl FuzzParsePostscreen
+fuzz ./internal/ttl FuzzParseVerify
+fuzz ./internal/ttl FuzzDeadline
 
 step "unit, differential and acceptance tests (race detector on)"
 go test -race -count=1 -timeout 10m ./...

@@ -224,17 +224,23 @@ func (r Rule) Deadline(value []byte, clientDeadline, now int64) (deadline int64,
 // clamp bounds when they are set.
 func (r Rule) passthrough(clientDeadline, now int64) (int64, bool, error) {
 	maxT := secs(r.MaxTTL)
+	var deadline int64
 	if clientDeadline == 0 {
 		if maxT == 0 {
 			return 0, true, nil // never
 		}
-		return addSat(now, maxT), true, nil
+		deadline = addSat(now, maxT)
+	} else {
+		life := subSat(clientDeadline, now)
+		if life <= 0 {
+			return 0, false, nil // a past exptime: memcached keeps nothing
+		}
+		deadline = addSat(now, clamp(life, secs(r.MinTTL), maxT))
 	}
-	life := subSat(clientDeadline, now)
-	if life <= 0 {
-		return 0, false, nil // a past exptime: memcached keeps nothing
+	if deadline <= now {
+		return 0, false, nil // only when now itself is at the end of time
 	}
-	return addSat(now, clamp(life, secs(r.MinTTL), maxT)), true, nil
+	return deadline, true, nil
 }
 
 // Lifetime is Deadline minus now, in seconds, for logs and the inspect
