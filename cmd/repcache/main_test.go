@@ -218,3 +218,66 @@ func TestListenFailureIsReported(t *testing.T) {
 		t.Fatalf("port in use: exit %d, %s", cmd.ProcessState.ExitCode(), out)
 	}
 }
+
+// TestMapRulesOverTheWire checks the default maps end to end through the
+// binary: derived lifetimes, refusal of garbage, passthrough for the rest.
+func TestMapRulesOverTheWire(t *testing.T) {
+	port := testenv.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p := start(t, nil, "--listen", addr, "--admin.listen", "")
+	p.waitListening(t, addr)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	ask := func(req string) string {
+		t.Helper()
+		io.WriteString(c, req)
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimRight(l, "\r\n")
+	}
+	ttlOf := func(key string) int64 {
+		t.Helper()
+		var ttl int64
+		if l := ask("mg " + key + " t\r\n"); !strings.HasPrefix(l, "HD t") {
+			t.Fatalf("mg %s: %q", key, l)
+		} else {
+			fmt.Sscanf(l, "HD t%d", &ttl)
+		}
+		return ttl
+	}
+	near := func(what string, got, want int64) {
+		t.Helper()
+		if got < want-5 || got > want+5 {
+			t.Errorf("%s: remaining lifetime %d, want %d ±5", what, got, want)
+		}
+	}
+	now := time.Now().Unix()
+	stamp := now + 86400
+	rec := fmt.Sprintf("%d;1;1;1;1", stamp)
+	if l := ask(fmt.Sprintf("set postscreen:192.0.2.1 0 3600 %d\r\n%s\r\n", len(rec), rec)); l != "STORED" {
+		t.Fatal(l)
+	}
+	near("postscreen (stamp + 7d)", ttlOf("postscreen:192.0.2.1"), stamp+7*86400-now)
+
+	ok := fmt.Sprintf("0:0:%d:250 2.1.5 Ok", now)
+	if l := ask(fmt.Sprintf("set verify:user@test.example 0 2678400 %d\r\n%s\r\n", len(ok), ok)); l != "STORED" {
+		t.Fatal(l)
+	}
+	near("verify OK with the manual's ttl=2678400 (not born expired)", ttlOf("verify:user@test.example"), 31*86400)
+
+	if l := ask("set postscreen:192.0.2.1 0 0 7\r\ngarbage\r\n"); !strings.HasPrefix(l, "CLIENT_ERROR map postscreen:") {
+		t.Fatalf("garbage on the postscreen map: %q", l)
+	}
+	near("postscreen record after a refused write", ttlOf("postscreen:192.0.2.1"), stamp+7*86400-now)
+
+	if l := ask("set other:key 0 100 1\r\nx\r\n"); l != "STORED" {
+		t.Fatal(l)
+	}
+	near("passthrough", ttlOf("other:key"), 100)
+}
