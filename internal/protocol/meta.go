@@ -165,18 +165,25 @@ func (s *Session) errLine(msg string) {
 	s.write([]byte(msg + "\r\n"))
 }
 
+// metaCheck applies the checks memcached makes first on every meta command,
+// in its order; tooMany is the command's own reply to too many flags.
+func (s *Session) metaCheck(t [][]byte, nt int, tooMany []byte) bool {
+	switch {
+	case nt < 3:
+		s.write(rError)
+	case s.keyTooLong(t[1]):
+		s.write(rBadFormat)
+	case nt > maxMetaTokens:
+		s.write(tooMany)
+	default:
+		return true
+	}
+	return false
+}
+
 // metaGet serves mg.
 func (s *Session) metaGet(t [][]byte, n, nt int) {
-	if nt < 3 {
-		s.write(rError)
-		return
-	}
-	if s.keyTooLong(t[1]) {
-		s.write(rBadFormat)
-		return
-	}
-	if nt > maxMetaTokens {
-		s.write(rMgFlagsTooLong)
+	if !s.metaCheck(t, nt, rMgFlagsTooLong) {
 		return
 	}
 	f, ok := parseMetaFlags(t, 2, n, 'g')
@@ -271,16 +278,11 @@ func appendTTL(out []byte, deadline, now int64) []byte {
 
 // metaSet serves ms.
 func (s *Session) metaSet(t [][]byte, n, nt int) error {
-	if nt < 3 {
-		s.write(rError)
+	if !s.metaCheck(t, nt, rFlagsTooLong) {
 		return nil
 	}
-	if s.keyTooLong(t[1]) || nt == 3 {
-		s.write(rBadFormat)
-		return nil
-	}
-	if nt > maxMetaTokens {
-		s.write(rFlagsTooLong)
+	if nt == 3 {
+		s.write(rBadFormat) // no data length
 		return nil
 	}
 	vlen, ok := cstrconv.ParseInt32(t[2])
@@ -383,16 +385,7 @@ func (s *Session) metaSet(t [][]byte, n, nt int) error {
 
 // metaDelete serves md.
 func (s *Session) metaDelete(t [][]byte, n, nt int) {
-	if nt < 3 {
-		s.write(rError)
-		return
-	}
-	if s.keyTooLong(t[1]) {
-		s.write(rBadFormat)
-		return
-	}
-	if nt > maxMetaTokens {
-		s.write(rFlagsTooLong)
+	if !s.metaCheck(t, nt, rFlagsTooLong) {
 		return
 	}
 	f, ok := parseMetaFlags(t, 2, n, 'd')
@@ -435,16 +428,7 @@ func (s *Session) metaDelete(t [][]byte, n, nt int) {
 
 // metaArithmetic serves ma.
 func (s *Session) metaArithmetic(t [][]byte, n, nt int) {
-	if nt < 3 {
-		s.write(rError)
-		return
-	}
-	if s.keyTooLong(t[1]) {
-		s.write(rBadFormat)
-		return
-	}
-	if nt > maxMetaTokens {
-		s.write(rFlagsTooLong)
+	if !s.metaCheck(t, nt, rFlagsTooLong) {
 		return
 	}
 	f, ok := parseMetaFlags(t, 2, n, 'a')
