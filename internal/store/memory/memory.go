@@ -2,8 +2,8 @@
 // log-structured cache kept outside the Go heap.
 //
 // Each shard appends entries to a ring buffer (anonymous mmap) and indexes
-// them by a 64-bit key hash in a pointer-free map, so the garbage collector
-// has nothing to scan however many records are held. When the ring is full
+// them in a pointer-free open-addressing table (8 bytes a slot), so the
+// garbage collector has nothing to scan however many records are held. When the ring is full
 // the oldest entries are overwritten (FIFO eviction); deletes and overwrites
 // leave dead space that the ring reclaims as it wraps. Expired entries are
 // dropped when read, when the ring wraps over them, and by a sweeper that
@@ -36,7 +36,8 @@ const (
 	offDead    = 10
 	offCAS     = 14
 	minPadding = 6 // bytes needed to write a padding marker
-	maxShards  = 64
+	maxShards  = 1024
+	maxShard   = 1<<31 - 1 // index slots hold 32-bit ring offsets
 )
 
 // Options configures a Store.
@@ -70,7 +71,7 @@ var (
 type shard struct {
 	mu         sync.Mutex
 	seed       maphash.Seed
-	index      map[uint64]uint64 // key hash -> logical position of the live entry
+	index      index // live entries by key
 	ring       []byte
 	size       uint64
 	head, tail uint64 // logical positions; head-tail <= size
@@ -99,10 +100,13 @@ func New(o Options) (*Store, error) {
 	// Shards give lock parallelism; each must still hold several of the
 	// largest items so one big write does not flush a whole shard.
 	n := 1
-	for n < maxShards && o.MaxBytes/int64(n*2) >= int64(4*o.MaxItemSize) {
+	for n < 64 && o.MaxBytes/int64(n*2) >= int64(4*o.MaxItemSize) || n < maxShards && o.MaxBytes/int64(n) > maxShard {
 		n *= 2
 	}
 	per := o.MaxBytes / int64(n)
+	if per > maxShard {
+		return nil, fmt.Errorf("memory store: max_bytes %d is too large (at most %d)", o.MaxBytes, int64(maxShards)*maxShard)
+	}
 	if per < int64(2*o.MaxItemSize) {
 		return nil, fmt.Errorf("memory store: max_bytes %d is too small for max item size %d (need at least %d)", o.MaxBytes, o.MaxItemSize, 2*o.MaxItemSize)
 	}
@@ -113,7 +117,7 @@ func New(o Options) (*Store, error) {
 			s.Close()
 			return nil, fmt.Errorf("memory store: allocate %d bytes: %w", per, err)
 		}
-		s.shards = append(s.shards, &shard{seed: s.seed, index: make(map[uint64]uint64), ring: ring, size: uint64(per)})
+		s.shards = append(s.shards, &shard{seed: s.seed, index: newIndex(), ring: ring, size: uint64(per)})
 	}
 	if o.SweepInterval > 0 {
 		go s.sweeper(o.SweepInterval, o.SweepPasses, o.Now)
@@ -299,7 +303,7 @@ func (s *Store) Flush(context.Context) error {
 	s.cas.Add(1) // memcached consumes a CAS unique on flush; keeps uniques in step with it
 	for _, sh := range s.shards {
 		sh.mu.Lock()
-		clear(sh.index)
+		sh.index.clear()
 		sh.tail, sh.sweep = sh.head, sh.head
 		sh.items, sh.bytes = 0, 0
 		sh.mu.Unlock()
@@ -333,7 +337,7 @@ func (s *Store) Close() error {
 	for _, sh := range s.shards {
 		sh.mu.Lock()
 		errs = append(errs, freeRing(sh.ring))
-		sh.ring, sh.index = nil, nil
+		sh.ring, sh.index = nil, index{}
 		sh.mu.Unlock()
 	}
 	return errors.Join(errs...)
@@ -369,21 +373,26 @@ func (s *Store) sweeper(every time.Duration, passes int, now func() int64) {
 // lookup returns the ring offset of key's live entry, reclaiming it if it
 // has expired.
 func (sh *shard) lookup(h uint64, key []byte, now int64) (int, bool) {
-	pos, ok := sh.index[h]
-	if !ok {
-		return 0, false
+	x := &sh.index
+	h32 := hash32(h)
+	for i := x.home(h32); x.slots[i] != 0; i = (i + 1) & x.mask {
+		s := x.slots[i]
+		if slotHash(s) != h32 {
+			continue
+		}
+		p := int(slotOff(s))
+		klen := int(binary.LittleEndian.Uint16(sh.ring[p+offKlen:]))
+		if !bytes.Equal(sh.ring[p+hdrSize:p+hdrSize+klen], key) {
+			continue // another key with the same hash bits
+		}
+		if expired(binary.LittleEndian.Uint32(sh.ring[p+offDead:]), now) {
+			sh.remove(h, p)
+			sh.expired++
+			return 0, false
+		}
+		return p, true
 	}
-	p := int(pos % sh.size)
-	klen := int(binary.LittleEndian.Uint16(sh.ring[p+offKlen:]))
-	if !bytes.Equal(sh.ring[p+hdrSize:p+hdrSize+klen], key) {
-		return 0, false // another key with the same 64-bit hash
-	}
-	if expired(binary.LittleEndian.Uint32(sh.ring[p+offDead:]), now) {
-		sh.remove(h, p)
-		sh.expired++
-		return 0, false
-	}
-	return p, true
+	return 0, false
 }
 
 func (sh *shard) value(p int) []byte {
@@ -403,7 +412,7 @@ func (sh *shard) item(p int, key, buf []byte) store.Item {
 }
 
 func (sh *shard) remove(h uint64, p int) {
-	delete(sh.index, h)
+	sh.index.remove(hash32(h), uint32(p))
 	sh.items--
 	sh.bytes -= int64(binary.LittleEndian.Uint32(sh.ring[p:]))
 }
@@ -422,7 +431,7 @@ func (sh *shard) put(h uint64, key []byte, flags, deadline uint32, cas uint64, v
 	off += copy(b[off:], key)
 	off += copy(b[off:], v1)
 	copy(b[off:], v2)
-	sh.index[h] = pos
+	sh.index.insert(hash32(h), uint32(p))
 	sh.items++
 	sh.bytes += int64(n)
 }
@@ -462,8 +471,7 @@ func (sh *shard) entryAt(pos uint64) (length uint64, h uint64, live bool) {
 		return length, 0, false
 	}
 	h = maphash.Bytes(sh.seed, sh.ring[p+hdrSize:p+hdrSize+klen])
-	cur, ok := sh.index[h]
-	return length, h, ok && cur == pos
+	return length, h, sh.index.has(hash32(h), uint32(p))
 }
 
 func (sh *shard) evictOne(now int64) {
