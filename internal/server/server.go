@@ -199,14 +199,23 @@ type idleReader struct {
 	c        net.Conn
 	timeout  time.Duration
 	draining *atomic.Bool
+	deadline time.Time // the read deadline last set
 }
+
+// deadlineSlack is how stale the read deadline may get before a read moves
+// it: moving it costs a timer update, which on a busy connection would be
+// paid on every request.
+const deadlineSlack = time.Second
 
 func (r *idleReader) Read(p []byte) (int, error) {
 	if r.draining.Load() {
 		return 0, errDraining
 	}
 	if r.timeout > 0 {
-		r.c.SetReadDeadline(time.Now().Add(r.timeout))
+		if now := time.Now(); r.deadline.Sub(now) < r.timeout-deadlineSlack || r.timeout <= deadlineSlack {
+			r.deadline = now.Add(r.timeout)
+			r.c.SetReadDeadline(r.deadline)
+		}
 	}
 	n, err := r.c.Read(p)
 	if err != nil {

@@ -46,7 +46,9 @@ type Options struct {
 	MaxItemSize int   // largest item, memcached accounting (default 1 MiB)
 	// SweepInterval is how often the expiry sweeper runs (default 1s; <0 disables it).
 	SweepInterval time.Duration
-	// SweepPasses is how many intervals one full pass over a ring takes (default 60).
+	// SweepPasses is how many intervals one full pass over a ring takes
+	// (default 600: with 1s intervals, every expired item is reclaimed
+	// within 10 minutes for well under 1% of a CPU at 10M items).
 	SweepPasses int
 	Now         func() int64 // sweeper clock, Unix seconds (default time.Now)
 }
@@ -95,7 +97,7 @@ func New(o Options) (*Store, error) {
 		o.SweepInterval = time.Second
 	}
 	if o.SweepPasses <= 0 {
-		o.SweepPasses = 60
+		o.SweepPasses = 600
 	}
 	// Shards give lock parallelism; each must still hold several of the
 	// largest items so one big write does not flush a whole shard.

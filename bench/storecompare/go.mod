@@ -1,0 +1,21 @@
+module github.com/repcache/repcache/bench/storecompare
+
+go 1.26.8
+
+replace github.com/repcache/repcache => ../..
+
+require (
+	github.com/VictoriaMetrics/fastcache v1.13.0
+	github.com/allegro/bigcache/v3 v3.1.0
+	github.com/coocood/freecache v1.2.7
+	github.com/dgraph-io/ristretto/v2 v2.4.2
+	github.com/maypok86/otter/v2 v2.4.0
+	github.com/repcache/repcache v0.0.0-00010101000000-000000000000
+)
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/dustin/go-humanize v1.0.1 // indirect
+	github.com/golang/snappy v1.0.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+)
