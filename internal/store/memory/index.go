@@ -6,7 +6,9 @@ package memory
 // slot and no pointers, so it costs a fraction of a Go map and the garbage
 // collector never scans it. Keys are compared in the ring, so two keys whose
 // hashes collide both stay reachable. Deletion shifts later slots back
-// instead of leaving tombstones, so probe chains stay short.
+// instead of leaving tombstones, so probe chains stay short. The slots live
+// outside the Go heap (see allocSlots): growing the index of millions of
+// records then creates no garbage and triggers no collection.
 type index struct {
 	slots []uint64
 	mask  uint64
@@ -16,7 +18,7 @@ type index struct {
 const minIndexSlots = 1024
 
 func newIndex() index {
-	return index{slots: make([]uint64, minIndexSlots), mask: minIndexSlots - 1}
+	return index{slots: allocSlots(minIndexSlots), mask: minIndexSlots - 1}
 }
 
 func slotHash(s uint64) uint32 { return uint32(s >> 32) }
@@ -88,7 +90,8 @@ func (x *index) deleteAt(i uint64) {
 
 func (x *index) resize(n int) {
 	old := x.slots
-	x.slots, x.mask, x.n = make([]uint64, n), uint64(n-1), 0
+	defer freeSlots(old)
+	x.slots, x.mask, x.n = allocSlots(n), uint64(n-1), 0
 	for _, s := range old {
 		if s != 0 {
 			i := x.home(slotHash(s))
@@ -102,5 +105,12 @@ func (x *index) resize(n int) {
 }
 
 func (x *index) clear() {
+	x.free()
 	*x = newIndex()
+}
+
+// free releases the slots; the index is unusable until reset.
+func (x *index) free() {
+	freeSlots(x.slots)
+	x.slots = nil
 }

@@ -339,7 +339,8 @@ func (s *Store) Close() error {
 	for _, sh := range s.shards {
 		sh.mu.Lock()
 		errs = append(errs, freeRing(sh.ring))
-		sh.ring, sh.index = nil, index{}
+		sh.index.free()
+		sh.ring = nil
 		sh.mu.Unlock()
 	}
 	return errors.Join(errs...)
