@@ -102,3 +102,10 @@ func (e *ClientError) Error() string { return e.Msg }
 type KeyLimiter interface {
 	MaxKeyLength(key []byte) int
 }
+
+// Op is one write of a batch: a record written with Set semantics, or a
+// deletion of Item.Key.
+type Op struct {
+	Delete bool
+	Item   Item
+}

@@ -1,0 +1,178 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/repcache/repcache/internal/store"
+)
+
+// ErrUnavailable is returned while a backend's circuit breaker is open.
+var ErrUnavailable = errors.New("backend unavailable")
+
+// GuardOptions configure a Guard.
+type GuardOptions struct {
+	// Timeout bounds every call, far below Postfix's 2 s client timeout
+	// (default 100ms).
+	Timeout time.Duration
+	// FailuresToOpen consecutive failures open the breaker (default 5).
+	FailuresToOpen uint32
+	// OpenFor is how long an open breaker refuses calls before it lets one
+	// through to probe the backend (default 2s).
+	OpenFor time.Duration
+	// OnStateChange is told about breaker transitions (optional).
+	OnStateChange func(backend string, from, to gobreaker.State)
+}
+
+// Guard wraps a remote backend so that an outage costs a client at most one
+// Timeout, and, once the breaker opens, nothing: calls fail at once until a
+// probe succeeds. A call runs in its own goroutine, so a backend that ignores
+// its context (a hung peer) still cannot hold the caller past Timeout.
+type Guard struct {
+	name    string
+	next    store.Store
+	timeout time.Duration
+	cb      *gobreaker.CircuitBreaker[any]
+}
+
+var _ store.Store = (*Guard)(nil)
+
+// NewGuard guards next, named name in errors and logs.
+func NewGuard(name string, next store.Store, o GuardOptions) *Guard {
+	if o.Timeout <= 0 {
+		o.Timeout = 100 * time.Millisecond
+	}
+	if o.FailuresToOpen == 0 {
+		o.FailuresToOpen = 5
+	}
+	if o.OpenFor <= 0 {
+		o.OpenFor = 2 * time.Second
+	}
+	st := gobreaker.Settings{
+		Name:        name,
+		MaxRequests: 1,
+		Timeout:     o.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= o.FailuresToOpen },
+		// Answers about data (miss, exists, refused) are the backend working.
+		IsSuccessful: func(err error) bool { return err == nil || isAnswer(err) },
+	}
+	if o.OnStateChange != nil {
+		st.OnStateChange = func(name string, from, to gobreaker.State) { o.OnStateChange(name, from, to) }
+	}
+	return &Guard{name: name, next: next, timeout: o.Timeout, cb: gobreaker.NewCircuitBreaker[any](st)}
+}
+
+// isAnswer reports whether err is the backend's answer about the data, as
+// opposed to a failure to reach it.
+func isAnswer(err error) bool {
+	var ce *store.ClientError
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNotStored) || errors.Is(err, store.ErrExists) ||
+		errors.Is(err, store.ErrTooLarge) || errors.Is(err, store.ErrNonNumeric) || errors.As(err, &ce)
+}
+
+// Name is the backend's name.
+func (g *Guard) Name() string { return g.name }
+
+// Ready reports whether the backend is believed reachable (breaker closed
+// or probing).
+func (g *Guard) Ready() error {
+	if g.cb.State() == gobreaker.StateOpen {
+		return fmt.Errorf("%s: %w (circuit open after repeated failures)", g.name, ErrUnavailable)
+	}
+	return nil
+}
+
+// State is the breaker's state.
+func (g *Guard) State() gobreaker.State { return g.cb.State() }
+
+type result struct {
+	it  store.Item
+	n   uint64
+	err error
+}
+
+// call runs f under the breaker with a deadline.
+func (g *Guard) call(ctx context.Context, f func(ctx context.Context) result) result {
+	v, err := g.cb.Execute(func() (any, error) {
+		ctx, cancel := context.WithTimeout(ctx, g.timeout)
+		defer cancel()
+		done := make(chan result, 1)
+		go func() { done <- f(ctx) }()
+		select {
+		case r := <-done:
+			return r, r.err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s: no answer within %v: %w", g.name, g.timeout, ctx.Err())
+		}
+	})
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		return result{err: fmt.Errorf("%s: %w", g.name, ErrUnavailable)}
+	}
+	if r, ok := v.(result); ok {
+		return r
+	}
+	return result{err: err}
+}
+
+// The value buffer is only handed back after the call finished: a call cut
+// off by its deadline keeps running and must not write into the caller's.
+
+func (g *Guard) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
+	k := append([]byte(nil), key...)
+	r := g.call(ctx, func(ctx context.Context) result {
+		it, err := g.next.Get(ctx, k, nil, now)
+		return result{it: it, err: err}
+	})
+	return withBuf(r.it, key, buf), r.err
+}
+
+func (g *Guard) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
+	k := append([]byte(nil), key...)
+	r := g.call(ctx, func(ctx context.Context) result {
+		it, err := g.next.Touch(ctx, k, deadline, nil, now)
+		return result{it: it, err: err}
+	})
+	return withBuf(r.it, key, buf), r.err
+}
+
+func (g *Guard) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
+	it.Key = append([]byte(nil), it.Key...)
+	it.Value = append([]byte(nil), it.Value...)
+	r := g.call(ctx, func(ctx context.Context) result {
+		n, err := g.next.Store(ctx, mode, it, now)
+		return result{n: n, err: err}
+	})
+	return r.n, r.err
+}
+
+func (g *Guard) Delete(ctx context.Context, key []byte, now int64) error {
+	k := append([]byte(nil), key...)
+	return g.call(ctx, func(ctx context.Context) result { return result{err: g.next.Delete(ctx, k, now)} }).err
+}
+
+func (g *Guard) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
+	k := append([]byte(nil), key...)
+	r := g.call(ctx, func(ctx context.Context) result {
+		n, err := g.next.Incr(ctx, k, delta, decr, now)
+		return result{n: n, err: err}
+	})
+	return r.n, r.err
+}
+
+func (g *Guard) Flush(ctx context.Context) error {
+	return g.call(ctx, func(ctx context.Context) result { return result{err: g.next.Flush(ctx)} }).err
+}
+
+func (g *Guard) Close() error { return g.next.Close() }
+
+func withBuf(it store.Item, key, buf []byte) store.Item {
+	if it.Value != nil {
+		it.Value = append(buf, it.Value...)
+	}
+	it.Key = key
+	return it
+}
