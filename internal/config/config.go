@@ -71,10 +71,54 @@ type Config struct {
 	// with memcached semantics) or reject (answered CLIENT_ERROR). Default allow.
 	UnknownKeys string `koanf:"unknown_keys"`
 
+	// OnError is what a read answers when no tier can serve it: miss
+	// (default; Postfix handles a miss far better than an error: since
+	// Postfix 3.11 a verify read error defers mail) or error.
+	OnError string `koanf:"on_error"`
+
 	Admin  AdminConfig  `koanf:"admin"`
 	Cache  CacheConfig  `koanf:"cache"`
+	Backup BackupConfig `koanf:"backup"`
 	Limits LimitsConfig `koanf:"limits"`
 	Log    LogConfig    `koanf:"log"`
+}
+
+// BackupConfig selects the durable backup tier.
+type BackupConfig struct {
+	// Backend is none or redis. Default none.
+	Backend string `koanf:"backend"`
+	// QueueSize bounds the async backup writes waiting; beyond it writes
+	// are dropped and counted. Default 10000.
+	QueueSize int `koanf:"queue_size"`
+	// Redis configures the redis backend.
+	Redis RedisConfig `koanf:"redis"`
+}
+
+// RedisConfig configures the Redis backup (go-redis UniversalClient).
+type RedisConfig struct {
+	// Addrs are host:port addresses: one server, Sentinels (with
+	// MasterName) or cluster seeds (with Cluster).
+	Addrs []string `koanf:"addrs"`
+	// MasterName selects Sentinel failover for this master.
+	MasterName string `koanf:"master_name"`
+	// Cluster uses Redis Cluster.
+	Cluster  bool   `koanf:"cluster"`
+	Username string `koanf:"username"`
+	// Password authenticates; prefer REPCACHE_BACKUP__REDIS__PASSWORD or
+	// PasswordFile over writing it in the file.
+	Password string `koanf:"password"`
+	// PasswordFile is read at start for the password (a mounted Secret).
+	PasswordFile string `koanf:"password_file"`
+	DB           int    `koanf:"db"`
+	// TLS connects with TLS (system roots).
+	TLS bool `koanf:"tls"`
+	// KeyPrefix is put before every key, so a shared Redis keeps repcache's
+	// records apart (and flush_all only removes those). Default "repcache:".
+	KeyPrefix string `koanf:"key_prefix"`
+	// Timeout bounds every Redis call. Default 100ms.
+	Timeout time.Duration `koanf:"timeout"`
+	// PoolSize is the connection pool size (0: go-redis's default).
+	PoolSize int `koanf:"pool_size"`
 }
 
 // AdminConfig is the HTTP admin endpoint (metrics, health).
@@ -84,12 +128,26 @@ type AdminConfig struct {
 	Listen string `koanf:"listen"`
 }
 
-// CacheConfig selects and sizes the storage backend.
+// CacheConfig selects and sizes the cache tier.
 type CacheConfig struct {
-	// Backend is the storage backend; only "memory" exists today.
+	// Backend is memory (the embedded store, default) or memcached (a
+	// memcached pool shared by several repcache instances).
 	Backend string `koanf:"backend"`
 	// Memory configures the in-process backend.
 	Memory MemoryConfig `koanf:"memory"`
+	// Memcached configures the memcached backend.
+	Memcached MemcachedConfig `koanf:"memcached"`
+}
+
+// MemcachedConfig configures the memcached cache tier (gomemcache).
+type MemcachedConfig struct {
+	// Servers are host:port or /unix/path addresses; keys are spread over
+	// them by gomemcache's server selection.
+	Servers []string `koanf:"servers"`
+	// Timeout bounds every memcached call. Default 100ms.
+	Timeout time.Duration `koanf:"timeout"`
+	// MaxIdleConns is the idle connection pool size per server. Default 16.
+	MaxIdleConns int `koanf:"max_idle_conns"`
 }
 
 // MemoryConfig configures the in-process memory backend.
@@ -137,9 +195,16 @@ func Default() *Config {
 		ShutdownTimeout: 10 * time.Second,
 		Admin:           AdminConfig{Listen: "127.0.0.1:9150"},
 		Cache: CacheConfig{
-			Backend: "memory",
-			Memory:  MemoryConfig{MaxBytes: 64 * MiB},
+			Backend:   "memory",
+			Memory:    MemoryConfig{MaxBytes: 64 * MiB},
+			Memcached: MemcachedConfig{Servers: []string{}, Timeout: 100 * time.Millisecond, MaxIdleConns: 16},
 		},
+		Backup: BackupConfig{
+			Backend:   "none",
+			QueueSize: 10000,
+			Redis:     RedisConfig{Addrs: []string{}, KeyPrefix: "repcache:", Timeout: 100 * time.Millisecond},
+		},
+		OnError: "miss",
 		Limits: LimitsConfig{
 			MaxConnections: 1024,
 			IdleTimeout:    5 * time.Minute,
@@ -168,7 +233,24 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("unix_socket_mode", d.UnixSocketMode, "octal permissions of unix listen sockets")
 	fs.Duration("shutdown_timeout", d.ShutdownTimeout, "grace period for in-flight requests on shutdown")
 	fs.String("admin.listen", d.Admin.Listen, `admin HTTP host:port ("" disables)`)
-	fs.String("cache.backend", d.Cache.Backend, "storage backend: memory")
+	fs.String("cache.backend", d.Cache.Backend, "cache tier: memory or memcached")
+	fs.StringSlice("cache.memcached.servers", d.Cache.Memcached.Servers, "memcached servers, host:port (repeat or comma-separate)")
+	fs.Duration("cache.memcached.timeout", d.Cache.Memcached.Timeout, "deadline of every memcached call")
+	fs.Int("cache.memcached.max_idle_conns", d.Cache.Memcached.MaxIdleConns, "idle memcached connections kept per server")
+	fs.String("backup.backend", d.Backup.Backend, "backup tier: none or redis")
+	fs.Int("backup.queue_size", d.Backup.QueueSize, "async backup writes that may wait before new ones are dropped")
+	fs.StringSlice("backup.redis.addrs", d.Backup.Redis.Addrs, "Redis addresses, host:port (server, Sentinels or cluster seeds)")
+	fs.String("backup.redis.master_name", "", "Sentinel master name (enables Sentinel failover)")
+	fs.Bool("backup.redis.cluster", false, "use Redis Cluster")
+	fs.String("backup.redis.username", "", "Redis ACL user name")
+	fs.String("backup.redis.password", "", "Redis password (prefer REPCACHE_BACKUP__REDIS__PASSWORD or password_file)")
+	fs.String("backup.redis.password_file", "", "file holding the Redis password")
+	fs.Int("backup.redis.db", 0, "Redis database number")
+	fs.Bool("backup.redis.tls", false, "connect to Redis with TLS")
+	fs.String("backup.redis.key_prefix", d.Backup.Redis.KeyPrefix, "prefix of every Redis key")
+	fs.Duration("backup.redis.timeout", d.Backup.Redis.Timeout, "deadline of every Redis call")
+	fs.Int("backup.redis.pool_size", 0, "Redis connection pool size (0: go-redis default)")
+	fs.String("on_error", d.OnError, "reads no tier can answer: miss or error")
 	maxBytes := d.Cache.Memory.MaxBytes
 	fs.Var(&maxBytes, "cache.memory.max_bytes", "memory backend capacity (e.g. 64MiB, 1GiB)")
 	fs.Int("limits.max_connections", d.Limits.MaxConnections, "maximum concurrent client connections")

@@ -55,12 +55,16 @@ func TestDefaults(t *testing.T) {
 		Log: LogConfig{Level: "info", Format: "text"},
 		Maps: []MapConfig{
 			{Name: "postscreen", Prefix: "postscreen:", Kind: "postscreen", Retention: 7 * 24 * time.Hour,
-				MinTTL: time.Hour, MaxTTL: 90 * 24 * time.Hour, ClientTTL: "ignore", MaxKeyLength: 1024},
+				MinTTL: time.Hour, MaxTTL: 90 * 24 * time.Hour, ClientTTL: "ignore", MaxKeyLength: 1024, Backup: "async", OnBackupError: "degrade"},
 			{Name: "verify", Prefix: "verify:", Kind: "verify", PositiveExpire: 31 * 24 * time.Hour, NegativeExpire: 3 * 24 * time.Hour,
-				MinTTL: time.Hour, MaxTTL: 90 * 24 * time.Hour, ClientTTL: "ignore", MaxKeyLength: 1024},
+				MinTTL: time.Hour, MaxTTL: 90 * 24 * time.Hour, ClientTTL: "ignore", MaxKeyLength: 1024, Backup: "async", OnBackupError: "degrade"},
 		},
 		UnknownKeys: "allow",
+		OnError:     "miss",
 	}
+	want.Cache.Memcached = MemcachedConfig{Servers: []string{}, Timeout: 100 * time.Millisecond, MaxIdleConns: 16}
+	want.Backup = BackupConfig{Backend: "none", QueueSize: 10000,
+		Redis: RedisConfig{Addrs: []string{}, KeyPrefix: "repcache:", Timeout: 100 * time.Millisecond}}
 	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default() = %+v, want %+v", got, want)
 	}
@@ -92,7 +96,7 @@ func TestLoadValid(t *testing.T) {
 			UnixSocketMode:  "0600",
 			ShutdownTimeout: 30 * time.Second,
 			Admin:           AdminConfig{Listen: ""},
-			Cache:           CacheConfig{Backend: "memory", Memory: MemoryConfig{MaxBytes: GiB}},
+			Cache:           CacheConfig{Backend: "memory", Memory: MemoryConfig{MaxBytes: GiB}, Memcached: Default().Cache.Memcached},
 			Limits: LimitsConfig{
 				MaxConnections: 4096,
 				IdleTimeout:    90 * time.Second,
@@ -103,6 +107,8 @@ func TestLoadValid(t *testing.T) {
 			Log:         LogConfig{Level: "debug", Format: "json"},
 			Maps:        defaultMaps(),
 			UnknownKeys: "allow",
+			OnError:     "miss",
+			Backup:      Default().Backup,
 		}},
 	}
 	files, _ := filepath.Glob("testdata/valid/*.yaml")
@@ -124,6 +130,14 @@ func TestLoadValid(t *testing.T) {
 
 // invalidCases maps each file in testdata/invalid to Load's exact error.
 var invalidCases = map[string]string{
+	"memcached_without_servers":  `config: cache.memcached.servers: must list at least one address when cache.backend is memcached`,
+	"memcached_bad_server":       `config: cache.memcached.servers: "localhost" is not host:port (missing or malformed port)`,
+	"redis_without_addrs":        `config: backup.redis.addrs: must list at least one address when backup.backend is redis`,
+	"bad_backup_backend":         `config: backup.backend: "memcached" is not one of none, redis`,
+	"redis_password_and_file":    `config: backup.redis.password_file: set either password or password_file, not both`,
+	"bad_on_error":               `config: on_error: "panic" is not one of miss, error`,
+	"map_bad_backup":             `config: maps[0] (vf).backup: "later" is not one of sync, async, none`,
+	"redis_cluster_not_bool":     `config: backup.redis.cluster: cannot parse "yes please" as a boolean (true or false)`,
 	"map_bad_kind":               `config: maps[0] (ps).kind: "greylist" is not one of postscreen, verify, fixed, passthrough`,
 	"map_unknown_field":          `config: maps[0] (ps): unknown field "retension"`,
 	"map_duplicate_name":         `config: maps[1] (ps).name: "ps" is used by another map`,
@@ -144,7 +158,7 @@ var invalidCases = map[string]string{
 	"dotted_key":                 `config: field name "cache.backend" contains "."; nest the keys instead`,
 	"section_not_mapping":        `config: cache: expected a mapping of cache.* keys, got string "memory"`,
 	"null_value":                 `config: log.level: expected a string, got null`,
-	"bad_backend":                `config: cache.backend: "redis" is not one of memory`,
+	"bad_backend":                `config: cache.backend: "redis" is not one of memory, memcached`,
 	"bad_byte_size":              `config: cache.memory.max_bytes: cannot parse "64 megabytes" as a byte size (want bytes or a unit such as "64MiB")`,
 	"max_bytes_too_small":        `config: cache.memory.max_bytes: 512KiB is below the minimum of 1MiB`,
 	"negative_max_connections":   `config: limits.max_connections: -5 is below the minimum of 1`,
@@ -310,11 +324,13 @@ func TestFlags(t *testing.T) {
 		UnixSocketMode:  "0600",
 		ShutdownTimeout: time.Second,
 		Admin:           AdminConfig{Listen: ""},
-		Cache:           CacheConfig{Backend: "memory", Memory: MemoryConfig{MaxBytes: 1e9}},
+		Cache:           CacheConfig{Backend: "memory", Memory: MemoryConfig{MaxBytes: 1e9}, Memcached: Default().Cache.Memcached},
 		Limits:          LimitsConfig{MaxConnections: 7, IdleTimeout: 2 * time.Minute, MaxKeyLength: 100, MaxItemSize: 2 * MiB, MaxLineLength: 4096},
 		Log:             LogConfig{Level: "warn", Format: "json"},
 		Maps:            defaultMaps(),
 		UnknownKeys:     "reject",
+		OnError:         "miss",
+		Backup:          Default().Backup,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
@@ -440,7 +456,7 @@ func TestErrorOrder(t *testing.T) {
 	}
 	path = writeFile(t, "log:\n  level: loud\ncache:\n  backend: redis\n")
 	_, err := load(t, []string{"--config", path}, nil)
-	if want := `config: cache.backend: "redis" is not one of memory`; err == nil || err.Error() != want {
+	if want := `config: cache.backend: "redis" is not one of memory, memcached`; err == nil || err.Error() != want {
 		t.Fatalf("error = %v, want %s", err, want)
 	}
 }

@@ -40,6 +40,13 @@ type MapConfig struct {
 	// MaxKeyLength is the longest key accepted on this map; keys over
 	// limits.max_key_length are stored under a digest. Default 1024.
 	MaxKeyLength int `koanf:"max_key_length"`
+	// Backup is sync, async (default) or none: when a write reaches the
+	// backup tier, if one is configured.
+	Backup string `koanf:"backup"`
+	// OnBackupError is degrade (default: the cache write stands, the
+	// failure is counted) or fail (the write answers SERVER_ERROR) when a
+	// sync backup write fails.
+	OnBackupError string `koanf:"on_backup_error"`
 }
 
 // Rule returns the map's lifetime rule.
@@ -71,6 +78,7 @@ func mapDefaults(k ttl.Kind) MapConfig {
 	return MapConfig{
 		Kind: string(k), Retention: r.Retention, PositiveExpire: r.PositiveExpire, NegativeExpire: r.NegativeExpire,
 		TTL: r.TTL, MinTTL: r.MinTTL, MaxTTL: r.MaxTTL, ClientTTL: string(r.ClientTTL), MaxKeyLength: defaultMapKeyLength,
+		Backup: "async", OnBackupError: "degrade",
 	}
 }
 
@@ -221,6 +229,12 @@ func validateMaps(c *Config) []fieldError {
 		prefixes[m.Prefix] = m.Name
 		if strings.ContainsAny(m.Prefix, " \t\r\n") {
 			add(at+".prefix", "%q contains white space, which memcache keys cannot", m.Prefix)
+		}
+		if err := oneOf(m.Backup, []string{"sync", "async", "none"}); err != nil {
+			add(at+".backup", "%v", err)
+		}
+		if err := oneOf(m.OnBackupError, []string{"degrade", "fail"}); err != nil {
+			add(at+".on_backup_error", "%v", err)
 		}
 		if err := m.Rule().Validate(); err != nil {
 			add(at, "%v", err)

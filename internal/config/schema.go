@@ -141,6 +141,8 @@ func want(key string, t reflect.Type) string {
 		return "a list of strings"
 	case t.Kind() == reflect.Int:
 		return "an integer"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
 	case t.Kind() == reflect.String:
 		return "a string"
 	case t.Kind() == reflect.Struct:
@@ -246,6 +248,19 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 			return nil, bad
 		}
 		return data, nil
+
+	case to.Kind() == reflect.Bool:
+		switch v := data.(type) {
+		case bool:
+			return v, nil
+		case string: // from env
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, fmt.Errorf("cannot parse %q as a boolean (true or false)", v)
+			}
+			return b, nil
+		}
+		return nil, bad
 
 	case to.Kind() == reflect.Struct:
 		if _, ok := data.(map[string]any); !ok && data != nil {

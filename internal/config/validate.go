@@ -11,7 +11,9 @@ import (
 
 // Allowed values, in the order error messages list them.
 var (
-	backends   = []string{"memory"}
+	backends       = []string{"memory", "memcached"}
+	backupBackends = []string{"none", "redis"}
+	onErrorModes   = []string{"miss", "error"}
 	logLevels  = []string{"debug", "info", "warn", "error"}
 	logFormats = []string{"text", "json"}
 )
@@ -43,6 +45,31 @@ func validate(c *Config) error {
 		}
 	}
 	check("cache.backend", oneOf(c.Cache.Backend, backends))
+	if c.Cache.Backend == "memcached" {
+		check("cache.memcached.servers", checkServers(c.Cache.Memcached.Servers, "cache.backend is memcached", true))
+	}
+	check("cache.memcached.timeout", positive(c.Cache.Memcached.Timeout))
+	if c.Cache.Memcached.MaxIdleConns < 1 {
+		check("cache.memcached.max_idle_conns", fmt.Errorf("%d is below the minimum of 1", c.Cache.Memcached.MaxIdleConns))
+	}
+	check("backup.backend", oneOf(c.Backup.Backend, backupBackends))
+	if c.Backup.Backend == "redis" {
+		check("backup.redis.addrs", checkServers(c.Backup.Redis.Addrs, "backup.backend is redis", false))
+	}
+	if c.Backup.QueueSize < 1 {
+		check("backup.queue_size", fmt.Errorf("%d is below the minimum of 1", c.Backup.QueueSize))
+	}
+	check("backup.redis.timeout", positive(c.Backup.Redis.Timeout))
+	if c.Backup.Redis.Password != "" && c.Backup.Redis.PasswordFile != "" {
+		check("backup.redis.password_file", fmt.Errorf("set either password or password_file, not both"))
+	}
+	if c.Backup.Redis.DB < 0 {
+		check("backup.redis.db", fmt.Errorf("%d is negative", c.Backup.Redis.DB))
+	}
+	if c.Backup.Redis.PoolSize < 0 {
+		check("backup.redis.pool_size", fmt.Errorf("%d is negative", c.Backup.Redis.PoolSize))
+	}
+	check("on_error", oneOf(c.OnError, onErrorModes))
 	if c.Cache.Memory.MaxBytes < minMaxBytes {
 		check("cache.memory.max_bytes", fmt.Errorf("%s is below the minimum of %s", c.Cache.Memory.MaxBytes, minMaxBytes))
 	}
@@ -70,6 +97,22 @@ func validate(c *Config) error {
 		return nil
 	}
 	return firstError(errs)
+}
+
+// checkServers checks a backend's address list, needed because why.
+func checkServers(addrs []string, why string, unixOK bool) error {
+	if len(addrs) == 0 {
+		return fmt.Errorf("must list at least one address when %s", why)
+	}
+	for _, a := range addrs {
+		if unixOK && strings.HasPrefix(a, "/") {
+			continue
+		}
+		if reason := checkHostPort(a); reason != "" {
+			return fmt.Errorf("%q is not host:port (%s)", a, reason)
+		}
+	}
+	return nil
 }
 
 func oneOf(v string, allowed []string) error {
