@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/repcache/repcache/internal/store/tiered"
 	"github.com/repcache/repcache/internal/ttl"
 )
 
@@ -29,6 +30,8 @@ type Map struct {
 	// MaxKeyLength is the longest key accepted on this map. Keys longer than
 	// the policy's store limit are kept under a fixed-length digest.
 	MaxKeyLength int
+	// Tiers says how the map's writes reach the backup tier.
+	Tiers tiered.Rule
 }
 
 // Typed reports whether the map reads its records (postscreen, verify).
@@ -94,6 +97,16 @@ func (p *Policy) Lookup(key []byte) *Map {
 		}
 	}
 	return nil
+}
+
+// TierRule returns the backup rule of the map a storage key belongs to;
+// keys outside every map are not backed up. Digested keys keep their map's
+// prefix, so the tiers below the policy can ask with the key they see.
+func (p *Policy) TierRule(key []byte) tiered.Rule {
+	if m := p.Lookup(key); m != nil {
+		return m.Tiers
+	}
+	return tiered.Rule{}
 }
 
 // Map returns the map named name, or nil.

@@ -40,6 +40,7 @@ var (
 	ErrExists     = errors.New("store: exists")      // EXISTS (CAS mismatch)
 	ErrTooLarge   = errors.New("store: too large")   // SERVER_ERROR object too large for cache
 	ErrNonNumeric = errors.New("store: non-numeric") // incr/decr on a value that is not a decimal number
+	ErrClosed     = errors.New("store: closed")      // a call after Close (a guarded call may outlive its caller)
 )
 
 // Store is one storage tier. Implementations are safe for concurrent use.

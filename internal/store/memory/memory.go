@@ -151,6 +151,9 @@ func (s *Store) Get(_ context.Context, key, buf []byte, now int64) (store.Item, 
 	sh, h := s.shardFor(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if sh.ring == nil {
+		return store.Item{}, store.ErrClosed
+	}
 	p, ok := sh.lookup(h, key, now)
 	if !ok {
 		return store.Item{}, store.ErrNotFound
@@ -163,6 +166,9 @@ func (s *Store) Touch(_ context.Context, key []byte, deadline int64, buf []byte,
 	sh, h := s.shardFor(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if sh.ring == nil {
+		return store.Item{}, store.ErrClosed
+	}
 	p, ok := sh.lookup(h, key, now)
 	if !ok {
 		return store.Item{}, store.ErrNotFound
@@ -183,6 +189,9 @@ func (s *Store) Store(_ context.Context, mode store.Mode, it store.Item, now int
 	sh, h := s.shardFor(it.Key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if sh.ring == nil {
+		return 0, store.ErrClosed
+	}
 	p, exists := sh.lookup(h, it.Key, now)
 	deadline := clampDeadline(it.Deadline)
 	flags := it.Flags
@@ -247,6 +256,9 @@ func (s *Store) Delete(_ context.Context, key []byte, now int64) error {
 	sh, h := s.shardFor(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if sh.ring == nil {
+		return store.ErrClosed
+	}
 	p, ok := sh.lookup(h, key, now)
 	if !ok {
 		return store.ErrNotFound
@@ -262,6 +274,9 @@ func (s *Store) Incr(_ context.Context, key []byte, delta uint64, decr bool, now
 	sh, h := s.shardFor(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if sh.ring == nil {
+		return 0, store.ErrClosed
+	}
 	p, ok := sh.lookup(h, key, now)
 	if !ok {
 		return 0, store.ErrNotFound
@@ -305,6 +320,10 @@ func (s *Store) Flush(context.Context) error {
 	s.cas.Add(1) // memcached consumes a CAS unique on flush; keeps uniques in step with it
 	for _, sh := range s.shards {
 		sh.mu.Lock()
+		if sh.ring == nil {
+			sh.mu.Unlock()
+			return store.ErrClosed
+		}
 		sh.index.clear()
 		sh.tail, sh.sweep = sh.head, sh.head
 		sh.items, sh.bytes = 0, 0

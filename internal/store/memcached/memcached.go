@@ -1,0 +1,541 @@
+// Package memcached is repcache's remote tier: it keeps records in a pool of
+// memcached servers (through gomemcache), so several repcache processes can
+// share them and they survive a repcache restart.
+//
+// # Envelope
+//
+// Every value is stored inside a store envelope (store.EncodeEnvelope): a
+// version byte, the item's flags, repcache's own CAS unique and its absolute
+// deadline, then the value. memcached's own flags are left at 0. This is
+// needed because memcached never tells a client an item's remaining
+// lifetime, and its CAS ids cannot serve as repcache's uniques (a write
+// does not return the id it assigns, and gomemcache only shows them on
+// reads). The envelope's deadline is the truth: Get checks it against the
+// caller's clock, like the other tiers. A value that is not an envelope
+// (another client wrote it) is an error for that request only.
+//
+// # Expiry
+//
+// memcached's exptime is still set, so memcached reclaims expired records
+// itself. A deadline d becomes, with r = d - now:
+//
+//	d == 0           0 (never)
+//	r <= 0           the item is born expired: the mode's checks are made,
+//	                 then the old record goes (a set deletes the key, the
+//	                 conditional modes write with exptime -1, which
+//	                 memcached stores already expired), and the write
+//	                 succeeds with a new CAS, as memcached answers STORED
+//	r <= 30 days     r, relative seconds
+//	r >  30 days     d itself, an absolute Unix time (clamped to 2^31-1)
+//
+// memcached reads any exptime over 30 days as an absolute time, so a
+// relative 40-day TTL sent as is would mean "January 1970" and expire at
+// once; sending the absolute deadline keeps long lifetimes intact.
+//
+// # Keys
+//
+// A key is sent as is when gomemcache accepts it (1..250 bytes, no space,
+// control character or DEL) and does not start with the byte 0xFF, which no
+// UTF-8 key does. Other keys (memcaslap's control characters, binary meta
+// keys, keys over 250 bytes) are sent as 0xFF followed by the key in
+// unpadded base64url, or, when that would exceed 250 bytes, 0xFF '#' and a
+// base64url SHA-256 of the key. The mapping is injective apart from SHA-256
+// collisions.
+//
+// # Writes
+//
+// Set, Add and Replace are single memcached commands. CAS, Append, Prepend,
+// Incr and Touch must look inside the envelope, so they read the record with
+// gets and write it back with cas, retrying (a few times) when another
+// writer got in between. An add that memcached refuses is retried the same
+// way over a record the caller's clock sees as expired. Replace and Delete
+// trust memcached's own existence check: its expiry runs on the same
+// deadline and clock, so they can differ from the caller's clock only
+// within about a second (or under a test's fake clock).
+//
+// Errors that are not answers about the record (timeouts, refused
+// connections, malformed replies or envelopes) are returned as *Error,
+// naming the operation and the server; the layer above decides what to do
+// about a failing backend.
+package memcached
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/repcache/repcache/internal/cstrconv"
+	"github.com/repcache/repcache/internal/store"
+)
+
+// Options configures a Store.
+type Options struct {
+	// Servers are the pool's addresses (host:port, or a Unix socket path);
+	// keys are spread over them by gomemcache's ServerList (CRC32 modulo).
+	// Host names are resolved once, by New.
+	Servers []string
+	// Timeout bounds each memcached call: dialing, and each read or write
+	// (default 100ms). A read-modify-write makes two calls or more.
+	Timeout time.Duration
+	// MaxIdleConns is the number of idle connections kept per server
+	// (default 8). Requests beyond it dial a new connection each.
+	MaxIdleConns int
+	// MaxItemSize is the largest item append/prepend may build, in
+	// memcached's accounting (default 1 MiB). Keep the servers' -I a little
+	// larger: the envelope adds 21 bytes to every value.
+	MaxItemSize int
+}
+
+const (
+	defaultTimeout      = 100 * time.Millisecond
+	defaultMaxIdleConns = 8
+	maxRelative         = 30 * 24 * 3600 // memcached's REALTIME_MAXDELTA
+	maxKeyLength        = 250            // memcached's KEY_MAX_LENGTH
+	keyMarker           = 0xff
+	// maxTries bounds read-modify-write retries; each retry means another
+	// writer changed the record in between, so a busy key gives up quickly
+	// instead of stalling the request.
+	maxTries = 8
+)
+
+// ErrContended is returned (wrapped in *Error) when a read-modify-write
+// lost the race to other writers maxTries times in a row. It says the key
+// is busy, not that the backend is failing.
+var ErrContended = errors.New("record kept changing, gave up after " + strconv.Itoa(maxTries) + " tries")
+
+// Error is a failure of the backend rather than an answer about a record.
+type Error struct {
+	Op     string // memcached command, e.g. "get"
+	Server string // address of the server the key maps to, when known
+	Err    error
+}
+
+func (e *Error) Error() string {
+	msg := e.Err.Error()
+	// Network errors already name the server; say it once.
+	if e.Server == "" || strings.Contains(msg, e.Server) {
+		return "memcached " + e.Op + ": " + msg
+	}
+	return "memcached " + e.Op + " " + e.Server + ": " + msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Store is the memcached tier. It implements store.Store.
+type Store struct {
+	c       *memcache.Client
+	servers *memcache.ServerList
+	cas     *store.CASSource
+	maxItem int
+	// flushers hold one client per server, so Flush reaches every server
+	// even when one fails (gomemcache's FlushAll stops at the first error)
+	// and says which one failed.
+	flushers []flusher
+}
+
+type flusher struct {
+	addr string
+	c    *memcache.Client
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a Store over the servers. It does not connect: the first
+// request does.
+func New(o Options) (*Store, error) {
+	if len(o.Servers) == 0 {
+		return nil, errors.New("memcached store: no servers")
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = defaultTimeout
+	}
+	if o.MaxIdleConns <= 0 {
+		o.MaxIdleConns = defaultMaxIdleConns
+	}
+	if o.MaxItemSize <= 0 {
+		o.MaxItemSize = 1 << 20
+	}
+	sl := new(memcache.ServerList)
+	if err := sl.SetServers(o.Servers...); err != nil {
+		return nil, fmt.Errorf("memcached store: %w", err)
+	}
+	c := memcache.NewFromSelector(sl)
+	c.Timeout = o.Timeout
+	c.MaxIdleConns = o.MaxIdleConns
+	s := &Store{c: c, servers: sl, cas: store.NewCASSource(), maxItem: o.MaxItemSize}
+	sl.Each(func(a net.Addr) error {
+		f := flusher{addr: a.String(), c: c}
+		if len(o.Servers) > 1 {
+			one := new(memcache.ServerList)
+			one.SetServers(a.String()) // already resolved: cannot fail
+			f.c = memcache.NewFromSelector(one)
+			f.c.Timeout, f.c.MaxIdleConns = o.Timeout, 1
+		}
+		s.flushers = append(s.flushers, f)
+		return nil
+	})
+	return s, nil
+}
+
+// remoteKey maps a key to the key memcached keeps (see the package doc).
+func remoteKey(key []byte) string {
+	if len(key) > 0 && len(key) <= maxKeyLength && key[0] != keyMarker && plainKey(key) {
+		return string(key)
+	}
+	enc := base64.RawURLEncoding
+	if 1+enc.EncodedLen(len(key)) <= maxKeyLength {
+		b := make([]byte, 1, 1+enc.EncodedLen(len(key)))
+		b[0] = keyMarker
+		return string(enc.AppendEncode(b, key))
+	}
+	sum := sha256.Sum256(key)
+	return string(enc.AppendEncode([]byte{keyMarker, '#'}, sum[:]))
+}
+
+// plainKey reports whether gomemcache accepts every byte of key.
+func plainKey(key []byte) bool {
+	for _, c := range key {
+		if c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// exptime converts an absolute deadline to memcached's exptime. born
+// reports a deadline not after now; its exptime, -1, makes memcached store
+// the item already expired.
+func exptime(deadline, now int64) (exp int32, born bool) {
+	if deadline == 0 {
+		return 0, false
+	}
+	r := deadline - now
+	switch {
+	case r <= 0:
+		return -1, true
+	case r <= maxRelative:
+		return int32(r), false
+	case deadline > math.MaxInt32:
+		return math.MaxInt32, false
+	default:
+		return int32(deadline), false
+	}
+}
+
+func expired(it store.Item, now int64) bool { return it.Deadline != 0 && it.Deadline <= now }
+
+// fail turns a gomemcache error into the error Store returns.
+func (s *Store) fail(op, key string, err error) error {
+	switch {
+	case errors.Is(err, memcache.ErrMalformedKey):
+		// remoteKey only produces keys gomemcache accepts; kept for safety.
+		return &store.ClientError{Msg: "key refused by the memcached tier"}
+	case strings.Contains(err.Error(), "SERVER_ERROR object too large"):
+		return store.ErrTooLarge
+	}
+	e := &Error{Op: op, Err: err}
+	if key != "" {
+		if a, aerr := s.servers.PickServer(key); aerr == nil {
+			e.Server = a.String()
+		}
+	}
+	return e
+}
+
+// get reads key's record. found is false on a miss. mi is memcached's item
+// (for a later CompareAndSwap); it may be set while found is false when the
+// record is expired by the caller's clock but still held by memcached.
+func (s *Store) get(key string, now int64) (it store.Item, mi *memcache.Item, found bool, err error) {
+	mi, err = s.c.Get(key)
+	if errors.Is(err, memcache.ErrCacheMiss) {
+		return store.Item{}, nil, false, nil
+	}
+	if err != nil {
+		return store.Item{}, nil, false, s.fail("get", key, err)
+	}
+	it, err = store.DecodeEnvelope(mi.Value)
+	if err != nil {
+		return store.Item{}, nil, false, s.fail("get", key, err)
+	}
+	return it, mi, !expired(it, now), nil
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Item{}, err
+	}
+	it, _, found, err := s.get(remoteKey(key), now)
+	if err != nil {
+		return store.Item{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Item{}, err
+	}
+	if !found {
+		return store.Item{}, store.ErrNotFound
+	}
+	it.Key = key
+	it.Value = append(buf, it.Value...)
+	return it, nil
+}
+
+// modify is a read-modify-write of key's record: fn gets the live record
+// (nil if none) and returns the record to write, which replaces the one read
+// only if memcached's copy did not change in between (else modify tries
+// again). An error from fn is returned as is.
+func (s *Store) modify(ctx context.Context, op, key string, now int64, fn func(cur *store.Item) (store.Item, error)) (store.Item, error) {
+	for try := range maxTries {
+		if try > 0 {
+			// Contenders that collided all retry at once; a short random
+			// pause (at most 0.1ms, 0.2ms, ... by try) lets one of them win.
+			time.Sleep(rand.N(time.Duration(try) * 100 * time.Microsecond))
+		}
+		if err := ctx.Err(); err != nil {
+			return store.Item{}, err
+		}
+		cur, mi, found, err := s.get(key, now)
+		if err != nil {
+			return store.Item{}, err
+		}
+		var curp *store.Item
+		if found {
+			curp = &cur
+		}
+		next, err := fn(curp)
+		if err != nil {
+			return store.Item{}, err
+		}
+		exp, _ := exptime(next.Deadline, now)
+		env := store.EncodeEnvelope(nil, next)
+		if mi != nil {
+			// Also when the record read is expired by our clock: replacing
+			// memcached's copy keeps a concurrent writer's record safe.
+			mi.Value, mi.Flags, mi.Expiration = env, 0, exp
+			err = s.c.CompareAndSwap(mi)
+		} else {
+			err = s.c.Add(&memcache.Item{Key: key, Value: env, Expiration: exp})
+		}
+		switch {
+		case err == nil:
+			return next, ctx.Err()
+		case errors.Is(err, memcache.ErrCASConflict), errors.Is(err, memcache.ErrNotStored), errors.Is(err, memcache.ErrCacheMiss):
+			continue // changed, added or removed in between: look again
+		default:
+			if mi != nil {
+				op = "cas"
+			} else {
+				op = "add"
+			}
+			return store.Item{}, s.fail(op, key, err)
+		}
+	}
+	return store.Item{}, s.fail(op, key, ErrContended)
+}
+
+// Touch implements store.Store. The CAS unique is kept, as memcached keeps
+// it on touch; a deadline already past answers with the item once and
+// removes it.
+func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
+	it, err := s.modify(ctx, "touch", remoteKey(key), now, func(cur *store.Item) (store.Item, error) {
+		if cur == nil {
+			return store.Item{}, store.ErrNotFound
+		}
+		next := *cur
+		next.Deadline = deadline
+		return next, nil
+	})
+	if err != nil {
+		return store.Item{}, err
+	}
+	it.Key = key
+	it.Value = append(buf, it.Value...)
+	return it, nil
+}
+
+// Store implements store.Store.
+func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	key := remoteKey(it.Key)
+	switch mode {
+	case store.Set, store.Add, store.Replace:
+		return s.write(ctx, mode, key, it, now)
+	case store.CAS:
+		next, err := s.modify(ctx, "cas", key, now, func(cur *store.Item) (store.Item, error) {
+			if cur == nil {
+				return store.Item{}, store.ErrNotFound
+			}
+			if cur.CAS != it.CAS {
+				return store.Item{}, store.ErrExists
+			}
+			return store.Item{Value: it.Value, Flags: it.Flags, Deadline: it.Deadline, CAS: s.cas.Next()}, nil
+		})
+		return next.CAS, err
+	case store.Append, store.Prepend:
+		next, err := s.modify(ctx, "append", key, now, func(cur *store.Item) (store.Item, error) {
+			if cur == nil {
+				return store.Item{}, store.ErrNotStored
+			}
+			// A non-zero CAS makes append/prepend conditional (meta "ms ... MA C<cas>").
+			if it.CAS != 0 && cur.CAS != it.CAS {
+				return store.Item{}, store.ErrExists
+			}
+			// memcached sizes the combined item with the old item's flags.
+			if store.ItemSize(len(it.Key), len(cur.Value)+len(it.Value), cur.Flags) > s.maxItem {
+				return store.Item{}, store.ErrNotStored
+			}
+			v := make([]byte, 0, len(cur.Value)+len(it.Value))
+			if mode == store.Append {
+				v = append(append(v, cur.Value...), it.Value...)
+			} else {
+				v = append(append(v, it.Value...), cur.Value...)
+			}
+			return store.Item{Value: v, Flags: cur.Flags, Deadline: cur.Deadline, CAS: s.cas.Next()}, nil
+		})
+		return next.CAS, err
+	}
+	return 0, fmt.Errorf("memcached store: unknown mode %d", mode)
+}
+
+// write serves set, add and replace with one memcached command each.
+func (s *Store) write(ctx context.Context, mode store.Mode, key string, it store.Item, now int64) (uint64, error) {
+	exp, born := exptime(it.Deadline, now)
+	cas := s.cas.Next()
+	mi := &memcache.Item{Key: key, Value: store.EncodeEnvelope(nil, store.Item{Value: it.Value, Flags: it.Flags, Deadline: it.Deadline, CAS: cas}), Expiration: exp}
+	var op string
+	var err error
+	switch {
+	case mode == store.Set && born:
+		// Nothing to check: the old record just goes.
+		op, err = "delete", s.c.Delete(key)
+		if errors.Is(err, memcache.ErrCacheMiss) {
+			err = nil
+		}
+	case mode == store.Set:
+		op, err = "set", s.c.Set(mi)
+	case mode == store.Add:
+		// Born expired, add and replace still make their check; exptime -1
+		// then leaves memcached an item nobody sees.
+		op, err = "add", s.c.Add(mi)
+		if errors.Is(err, memcache.ErrNotStored) {
+			return s.addOverExpired(ctx, key, it, now)
+		}
+	default:
+		op, err = "replace", s.c.Replace(mi)
+	}
+	if errors.Is(err, memcache.ErrNotStored) {
+		return 0, store.ErrNotStored
+	}
+	if err != nil {
+		return 0, s.fail(op, key, err)
+	}
+	return cas, ctx.Err()
+}
+
+// addOverExpired finishes an add that memcached refused: the record it holds
+// may be expired by the caller's clock (which decides, as in every tier)
+// though not yet by memcached's, and then the add succeeds over it.
+func (s *Store) addOverExpired(ctx context.Context, key string, it store.Item, now int64) (uint64, error) {
+	next, err := s.modify(ctx, "add", key, now, func(cur *store.Item) (store.Item, error) {
+		if cur != nil {
+			return store.Item{}, store.ErrNotStored
+		}
+		return store.Item{Value: it.Value, Flags: it.Flags, Deadline: it.Deadline, CAS: s.cas.Next()}, nil
+	})
+	return next.CAS, err
+}
+
+// Delete implements store.Store.
+func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	k := remoteKey(key)
+	err := s.c.Delete(k)
+	switch {
+	case errors.Is(err, memcache.ErrCacheMiss):
+		return store.ErrNotFound
+	case err != nil:
+		return s.fail("delete", k, err)
+	}
+	return ctx.Err()
+}
+
+// Incr implements store.Store with memcached's rules, as the memory store
+// does: a decimal of at most 20 digits; incr wraps at 2^64, decr stops at
+// 0; a shorter result is padded with spaces to the old length.
+func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
+	var v uint64
+	_, err := s.modify(ctx, "incr", remoteKey(key), now, func(cur *store.Item) (store.Item, error) {
+		if cur == nil {
+			return store.Item{}, store.ErrNotFound
+		}
+		old := cur.Value
+		if len(old) == 0 {
+			return store.Item{}, store.ErrNonNumeric
+		}
+		n, ok := cstrconv.ParseUint64(old)
+		if !ok {
+			return store.Item{}, store.ErrNonNumeric
+		}
+		switch {
+		case !decr:
+			n += delta
+		case delta > n:
+			n = 0
+		default:
+			n -= delta
+		}
+		v = n
+		res := strconv.AppendUint(make([]byte, 0, max(20, len(old))), n, 10)
+		for len(res) < len(old) {
+			res = append(res, ' ')
+		}
+		return store.Item{Value: res, Flags: cur.Flags, Deadline: cur.Deadline, CAS: s.cas.Next()}, nil
+	})
+	return v, err
+}
+
+// Flush implements store.Store: flush_all on every server, even when some
+// fail; the error names each one that did.
+func (s *Store) Flush(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var errs []error
+	for _, f := range s.flushers {
+		if err := f.c.FlushAll(); err != nil {
+			errs = append(errs, &Error{Op: "flush_all", Server: f.addr, Err: err})
+		}
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// Close closes the idle connections.
+func (s *Store) Close() error {
+	errs := []error{s.c.Close()}
+	for _, f := range s.flushers {
+		if f.c != s.c {
+			errs = append(errs, f.c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
