@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 FUZZTIME=${FUZZTIME:-20s}
 
 # Debian packages the tests talk to, as "program:package".
-needs=(memcached:memcached postfix:postfix postmap:postfix)
+needs=(memcached:memcached redis-server:redis-server postfix:postfix postmap:postfix)
 
 step() { printf '\n==> %s\n' "$*"; }
 

@@ -27,7 +27,6 @@ import (
 	"github.com/repcache/repcache/internal/postfixconf"
 	"github.com/repcache/repcache/internal/protocol"
 	"github.com/repcache/repcache/internal/server"
-	"github.com/repcache/repcache/internal/store/memory"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -111,16 +110,15 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 }
 
 func serve(cfg *config.Config, log *slog.Logger) error {
-	st, err := memory.New(memory.Options{MaxBytes: int64(cfg.Cache.Memory.MaxBytes), MaxItemSize: int(cfg.Limits.MaxItemSize)})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
 	pol, err := newPolicy(cfg)
 	if err != nil {
 		return err
 	}
-	h := protocol.NewHandler(pol.Wrap(st, policy.View{}), protocol.Options{
+	st, err := newTiers(cfg, pol, log)
+	if err != nil {
+		return err
+	}
+	h := protocol.NewHandler(pol.Wrap(st.store, policy.View{}), protocol.Options{
 		MaxKeyLength:  cfg.Limits.MaxKeyLength,
 		MaxItemSize:   int(cfg.Limits.MaxItemSize),
 		MaxLineLength: cfg.Limits.MaxLineLength,
@@ -168,7 +166,7 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 				v.Maps[n] = true
 			}
 		}
-		if err := listen(l.Address, h.ForStore(pol.Wrap(st, v))); err != nil {
+		if err := listen(l.Address, h.ForStore(pol.Wrap(st.store, v))); err != nil {
 			return err
 		}
 	}
@@ -180,7 +178,7 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 			closeAll()
 			return fmt.Errorf("cannot listen on admin.listen %s: %w", cfg.Admin.Listen, err)
 		}
-		admin = &http.Server{Handler: adminMux(&draining), ReadHeaderTimeout: 10 * time.Second}
+		admin = &http.Server{Handler: adminMux(&draining, st.Ready), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("admin listener failed", "err", err)
@@ -192,7 +190,7 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 	errc := make(chan error, len(lns))
 	for _, l := range lns {
 		go func() { errc <- srv.Serve(l.ln, l.h) }()
-		log.Info("serving memcache protocol", "addr", displayAddr(l.ln), "backend", cfg.Cache.Backend, "max_bytes", cfg.Cache.Memory.MaxBytes.String())
+		log.Info("serving memcache protocol", "addr", displayAddr(l.ln), "backend", cfg.Cache.Backend, "backup", cfg.Backup.Backend)
 	}
 	for _, m := range pol.Maps() {
 		log.Info("map", "name", m.Name, "prefix", m.Prefix, "kind", string(m.Rule.Kind), "min_ttl", m.Rule.MinTTL, "max_ttl", m.Rule.MaxTTL)
@@ -214,6 +212,7 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("shutdown incomplete", "err", err)
 	}
+	st.closeAll(ctx, log)
 	if admin != nil {
 		admin.Shutdown(ctx)
 	}
@@ -225,7 +224,7 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 func newPolicy(cfg *config.Config) (*policy.Policy, error) {
 	maps := make([]policy.Map, len(cfg.Maps))
 	for i, m := range cfg.Maps {
-		maps[i] = policy.Map{Name: m.Name, Prefix: m.Prefix, Rule: m.Rule(), MaxKeyLength: m.MaxKeyLength}
+		maps[i] = policy.Map{Name: m.Name, Prefix: m.Prefix, Rule: m.Rule(), MaxKeyLength: m.MaxKeyLength, Tiers: tierRule(m)}
 	}
 	return policy.New(maps, policy.Options{RejectUnknown: cfg.UnknownKeys == "reject", StoreKeyLimit: cfg.Limits.MaxKeyLength})
 }
@@ -238,8 +237,9 @@ func displayAddr(ln net.Listener) string {
 }
 
 // adminMux serves the health endpoints and the Go runtime metrics; the
-// observability work adds repcache's own metrics here.
-func adminMux(draining *atomic.Bool) *http.ServeMux {
+// observability work adds repcache's own metrics here. ready reports the
+// cache tier's state.
+func adminMux(draining *atomic.Bool, ready func() error) *http.ServeMux {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
@@ -248,6 +248,10 @@ func adminMux(draining *atomic.Bool) *http.ServeMux {
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if draining.Load() {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		if err := ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ok\n")

@@ -14,8 +14,8 @@ var (
 	backends       = []string{"memory", "memcached"}
 	backupBackends = []string{"none", "redis"}
 	onErrorModes   = []string{"miss", "error"}
-	logLevels  = []string{"debug", "info", "warn", "error"}
-	logFormats = []string{"text", "json"}
+	logLevels      = []string{"debug", "info", "warn", "error"}
+	logFormats     = []string{"text", "json"}
 )
 
 // Ranges, shared with the documentation in Config.

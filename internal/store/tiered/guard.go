@@ -95,10 +95,14 @@ type result struct {
 	err error
 }
 
-// call runs f under the breaker with a deadline.
+// call runs f under the breaker with the guard's deadline.
 func (g *Guard) call(ctx context.Context, f func(ctx context.Context) result) result {
+	return g.callWithin(ctx, g.timeout, f)
+}
+
+func (g *Guard) callWithin(ctx context.Context, timeout time.Duration, f func(ctx context.Context) result) result {
 	v, err := g.cb.Execute(func() (any, error) {
-		ctx, cancel := context.WithTimeout(ctx, g.timeout)
+		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		done := make(chan result, 1)
 		go func() { done <- f(ctx) }()
@@ -106,7 +110,7 @@ func (g *Guard) call(ctx context.Context, f func(ctx context.Context) result) re
 		case r := <-done:
 			return r, r.err
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%s: no answer within %v: %w", g.name, g.timeout, ctx.Err())
+			return nil, fmt.Errorf("%s: no answer within %v: %w", g.name, timeout, ctx.Err())
 		}
 	})
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
@@ -168,6 +172,45 @@ func (g *Guard) Flush(ctx context.Context) error {
 }
 
 func (g *Guard) Close() error { return g.next.Close() }
+
+// ApplyBatch passes a batch to a backend that batches (one round trip),
+// under the breaker; the batch gets the caller's deadline rather than the
+// per-call one. Other backends get the writes one by one.
+func (g *Guard) ApplyBatch(ctx context.Context, ops []store.Op, now int64) []error {
+	errs := make([]error, len(ops))
+	b, ok := g.next.(Batcher)
+	if !ok {
+		for i, op := range ops {
+			if op.Delete {
+				errs[i] = g.Delete(ctx, op.Item.Key, now)
+			} else {
+				_, errs[i] = g.Store(ctx, store.Set, op.Item, now)
+			}
+		}
+		return errs
+	}
+	timeout := g.timeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	var got []error
+	r := g.callWithin(ctx, timeout, func(ctx context.Context) result {
+		got = b.ApplyBatch(ctx, ops, now)
+		for _, err := range got {
+			if err != nil && !isAnswer(err) {
+				return result{err: err} // a failed batch counts once against the breaker
+			}
+		}
+		return result{}
+	})
+	if r.err != nil && got == nil {
+		for i := range errs {
+			errs[i] = r.err
+		}
+		return errs
+	}
+	return got
+}
 
 func withBuf(it store.Item, key, buf []byte) store.Item {
 	if it.Value != nil {

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/repcache/repcache/internal/config"
+	"github.com/repcache/repcache/internal/policy"
+	"github.com/repcache/repcache/internal/store"
+	"github.com/repcache/repcache/internal/store/memcached"
+	"github.com/repcache/repcache/internal/store/memory"
+	"github.com/repcache/repcache/internal/store/redis"
+	"github.com/repcache/repcache/internal/store/tiered"
+)
+
+// tiers are the storage tiers the configuration asks for.
+type tiers struct {
+	store         *tiered.Store
+	cache, backup store.Store
+	guards        []*tiered.Guard
+}
+
+// Ready reports whether the cache tier is believed reachable.
+func (t *tiers) Ready() error {
+	for _, g := range t.guards {
+		if g.Name() == "memcached" {
+			return g.Ready()
+		}
+	}
+	return nil
+}
+
+// closeAll drains the async backup queue within ctx, then closes the tiers.
+func (t *tiers) closeAll(ctx context.Context, log *slog.Logger) {
+	if err := t.store.Drain(ctx); err != nil {
+		log.Warn("backup queue not fully written before exit", "err", err)
+	}
+	t.cache.Close()
+	if t.backup != nil {
+		t.backup.Close()
+	}
+}
+
+func newTiers(cfg *config.Config, pol *policy.Policy, log *slog.Logger) (*tiers, error) {
+	t := &tiers{}
+	onState := func(name string, from, to gobreaker.State) {
+		log.Warn("backend circuit breaker changed state", "backend", name, "from", from.String(), "to", to.String())
+	}
+	switch cfg.Cache.Backend {
+	case "memcached":
+		mc, err := memcached.New(memcached.Options{
+			Servers:      cfg.Cache.Memcached.Servers,
+			Timeout:      cfg.Cache.Memcached.Timeout,
+			MaxIdleConns: cfg.Cache.Memcached.MaxIdleConns,
+			MaxItemSize:  int(cfg.Limits.MaxItemSize),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cache.memcached: %w", err)
+		}
+		g := tiered.NewGuard("memcached", mc, tiered.GuardOptions{Timeout: cfg.Cache.Memcached.Timeout, OnStateChange: onState})
+		t.cache, t.guards = g, append(t.guards, g)
+	default:
+		m, err := memory.New(memory.Options{MaxBytes: int64(cfg.Cache.Memory.MaxBytes), MaxItemSize: int(cfg.Limits.MaxItemSize)})
+		if err != nil {
+			return nil, err
+		}
+		t.cache = m
+	}
+	if cfg.Backup.Backend == "redis" {
+		rc := cfg.Backup.Redis
+		password := rc.Password
+		if rc.PasswordFile != "" {
+			b, err := os.ReadFile(rc.PasswordFile)
+			if err != nil {
+				t.cache.Close()
+				return nil, fmt.Errorf("backup.redis.password_file: %w", err)
+			}
+			password = strings.TrimRight(string(b), "\r\n")
+		}
+		var tlsConf *tls.Config
+		if rc.TLS {
+			tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		r, err := redis.New(redis.Options{
+			Addrs: rc.Addrs, MasterName: rc.MasterName, Cluster: rc.Cluster,
+			Username: rc.Username, Password: password, DB: rc.DB, TLS: tlsConf,
+			KeyPrefix: rc.KeyPrefix, Timeout: rc.Timeout, PoolSize: rc.PoolSize,
+			MaxItemSize: int(cfg.Limits.MaxItemSize),
+		})
+		if err != nil {
+			t.cache.Close()
+			return nil, fmt.Errorf("backup.redis: %w", err)
+		}
+		g := tiered.NewGuard("redis", r, tiered.GuardOptions{Timeout: rc.Timeout, OnStateChange: onState})
+		t.backup, t.guards = g, append(t.guards, g)
+	}
+	t.store = tiered.New(t.cache, t.backup, tiered.Options{
+		Rule:          pol.TierRule,
+		ErrorOnOutage: cfg.OnError == "error",
+		QueueSize:     cfg.Backup.QueueSize,
+		Logger:        log,
+	})
+	return t, nil
+}
+
+// tierRule is a map's tier rule from its configuration.
+func tierRule(m config.MapConfig) tiered.Rule {
+	b, _ := tiered.ParseBackup(m.Backup) // validated by config
+	return tiered.Rule{Backup: b, FailOnBackupError: m.OnBackupError == "fail"}
+}
