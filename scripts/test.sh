@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 FUZZTIME=${FUZZTIME:-20s}
 
 # Debian packages the tests talk to, as "program:package".
-needs=(memcached:memcached redis-server:redis-server postfix:postfix postmap:postfix)
+needs=(memcached:memcached redis-server:redis-server postfix:postfix postmap:postfix prometheus:prometheus promtool:prometheus)
 
 step() { printf '\n==> %s\n' "$*"; }
 

@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -114,7 +116,9 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	st, err := newTiers(cfg, pol, log)
+	reg := newRegistry()
+	pol.NewMetrics(reg)
+	st, err := newTiers(cfg, pol, log, reg)
 	if err != nil {
 		return err
 	}
@@ -124,8 +128,9 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 		MaxLineLength: cfg.Limits.MaxLineLength,
 		Version:       protocol.CompatVersion + "-repcache-" + version,
 		Logger:        log,
-	})
+	}).WithMetrics(protocol.NewMetrics(reg))
 	defer h.Close()
+	server.RegisterMetrics(reg, h.Counters())
 	srv := server.New(server.Options{
 		MaxConnections: cfg.Limits.MaxConnections,
 		IdleTimeout:    cfg.Limits.IdleTimeout,
@@ -178,7 +183,7 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 			closeAll()
 			return fmt.Errorf("cannot listen on admin.listen %s: %w", cfg.Admin.Listen, err)
 		}
-		admin = &http.Server{Handler: adminMux(&draining, st.Ready), ReadHeaderTimeout: 10 * time.Second}
+		admin = &http.Server{Handler: adminMux(&draining, st.Ready, reg, cfg.Admin.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("admin listener failed", "err", err)
@@ -236,12 +241,27 @@ func displayAddr(ln net.Listener) string {
 	return ln.Addr().String()
 }
 
-// adminMux serves the health endpoints and the Go runtime metrics; the
-// observability work adds repcache's own metrics here. ready reports the
-// cache tier's state.
-func adminMux(draining *atomic.Bool, ready func() error) *http.ServeMux {
+// newRegistry holds every metric: the Go runtime and process, build
+// information, config reloads, and what each package registers.
+func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "repcache", Name: "build_info",
+		Help: "Always 1; the labels say which repcache is running."}, []string{"version", "goversion"})
+	build.WithLabelValues(version, runtime.Version()).Set(1)
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "repcache", Name: "config_reloads_total",
+		Help: "Configuration reloads, by result (success, failure)."}, []string{"result"})
+	reloads.WithLabelValues("success")
+	reloads.WithLabelValues("failure")
+	lastReload := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "repcache", Name: "config_last_reload_success_timestamp_seconds",
+		Help: "When the configuration in force was loaded (Unix time)."})
+	lastReload.SetToCurrentTime()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), build, reloads, lastReload)
+	return reg
+}
+
+// adminMux serves /metrics, the health endpoints and, when enabled, pprof.
+// ready reports the cache tier's state.
+func adminMux(draining *atomic.Bool, ready func() error, reg *prometheus.Registry, pprofOn bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
@@ -256,5 +276,12 @@ func adminMux(draining *atomic.Bool, ready func() error) *http.ServeMux {
 		}
 		io.WriteString(w, "ok\n")
 	})
+	if pprofOn {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }

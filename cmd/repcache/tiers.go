@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sony/gobreaker/v2"
 
@@ -21,6 +24,7 @@ import (
 
 // tiers are the storage tiers the configuration asks for.
 type tiers struct {
+	stopWatch     func()
 	store         *tiered.Store
 	cache, backup store.Store
 	guards        []*tiered.Guard
@@ -41,14 +45,18 @@ func (t *tiers) closeAll(ctx context.Context, log *slog.Logger) {
 	if err := t.store.Drain(ctx); err != nil {
 		log.Warn("backup queue not fully written before exit", "err", err)
 	}
+	if t.stopWatch != nil {
+		t.stopWatch()
+	}
 	t.cache.Close()
 	if t.backup != nil {
 		t.backup.Close()
 	}
 }
 
-func newTiers(cfg *config.Config, pol *policy.Policy, log *slog.Logger) (*tiers, error) {
+func newTiers(cfg *config.Config, pol *policy.Policy, log *slog.Logger, reg prometheus.Registerer) (*tiers, error) {
 	t := &tiers{}
+	gm := tiered.NewGuardMetrics(reg)
 	onState := func(name string, from, to gobreaker.State) {
 		log.Warn("backend circuit breaker changed state", "backend", name, "from", from.String(), "to", to.String())
 	}
@@ -63,13 +71,15 @@ func newTiers(cfg *config.Config, pol *policy.Policy, log *slog.Logger) (*tiers,
 		if err != nil {
 			return nil, fmt.Errorf("cache.memcached: %w", err)
 		}
-		g := tiered.NewGuard("memcached", mc, tiered.GuardOptions{Timeout: cfg.Cache.Memcached.Timeout, OnStateChange: onState})
+		g := tiered.NewGuard("memcached", mc, tiered.GuardOptions{Timeout: cfg.Cache.Memcached.Timeout, OnStateChange: onState}).WithMetrics(gm)
 		t.cache, t.guards = g, append(t.guards, g)
 	default:
-		m, err := memory.New(memory.Options{MaxBytes: int64(cfg.Cache.Memory.MaxBytes), MaxItemSize: int(cfg.Limits.MaxItemSize)})
+		m, err := memory.New(memory.Options{MaxBytes: int64(cfg.Cache.Memory.MaxBytes), MaxItemSize: int(cfg.Limits.MaxItemSize),
+			OnExpire: func(key []byte) { pol.Expired(key, "cache") }})
 		if err != nil {
 			return nil, err
 		}
+		m.RegisterMetrics(reg)
 		t.cache = m
 	}
 	if cfg.Backup.Backend == "redis" {
@@ -97,16 +107,49 @@ func newTiers(cfg *config.Config, pol *policy.Policy, log *slog.Logger) (*tiers,
 			t.cache.Close()
 			return nil, fmt.Errorf("backup.redis: %w", err)
 		}
-		g := tiered.NewGuard("redis", r, tiered.GuardOptions{Timeout: rc.Timeout, OnStateChange: onState})
+		g := tiered.NewGuard("redis", r, tiered.GuardOptions{Timeout: rc.Timeout, OnStateChange: onState}).WithMetrics(gm)
 		t.backup, t.guards = g, append(t.guards, g)
+		t.watchRedisExpiry(r, pol, log)
 	}
 	t.store = tiered.New(t.cache, t.backup, tiered.Options{
 		Rule:          pol.TierRule,
+		MapOf:         mapOf(pol),
 		ErrorOnOutage: cfg.OnError == "error",
 		QueueSize:     cfg.Backup.QueueSize,
 		Logger:        log,
 	})
+	var names []string
+	for _, m := range pol.Maps() {
+		names = append(names, m.Name)
+	}
+	t.store.NewMetrics(reg, names)
 	return t, nil
+}
+
+func mapOf(pol *policy.Policy) func([]byte) string {
+	return func(key []byte) string {
+		if m := pol.Lookup(key); m != nil {
+			return m.Name
+		}
+		return ""
+	}
+}
+
+// watchRedisExpiry counts Redis's expirations per map from keyspace events.
+// Turning the events on needs CONFIG SET; where Redis forbids it (managed
+// services), the operator sets notify-keyspace-events Ex and this still works.
+func (t *tiers) watchRedisExpiry(r *redis.Store, pol *policy.Policy, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := r.EnableExpiryEvents(ctx); err != nil {
+		log.Warn("cannot enable Redis expiry events; set notify-keyspace-events Ex on the server for the backup expiration metric", "err", err)
+	}
+	stop, err := r.SubscribeExpired(context.Background(), func(key string) { pol.Expired([]byte(key), "backup") })
+	if err != nil {
+		log.Warn("cannot subscribe to Redis expiry events", "err", err)
+		return
+	}
+	t.stopWatch = stop
 }
 
 // tierRule is a map's tier rule from its configuration.

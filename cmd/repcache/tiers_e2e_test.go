@@ -264,10 +264,10 @@ func TestPostfixPassOldAcrossMemcachedRestart(t *testing.T) {
 	for {
 		r = pf.SMTP(t, testenv.SMTPSession{})
 		port := strconv.Itoa(r.ClientPort)
-		if len(pf.LogMatches(regexp.MustCompile(`PASS OLD \[127\.0\.0\.1\]:` + port + `$`))) > 0 {
+		if len(pf.LogMatches(regexp.MustCompile(`PASS OLD \[127\.0\.0\.1\]:`+port+`$`))) > 0 {
 			break
 		}
-		if len(pf.LogMatches(regexp.MustCompile(`PASS NEW \[127\.0\.0\.1\]:` + port + `$`))) > 0 {
+		if len(pf.LogMatches(regexp.MustCompile(`PASS NEW \[127\.0\.0\.1\]:`+port+`$`))) > 0 {
 			t.Fatalf("screened anew after the memcached restart: the record did not come back from Redis\n%s", pf.Maillog())
 		}
 		if time.Now().After(deadline) {

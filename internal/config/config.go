@@ -126,6 +126,8 @@ type AdminConfig struct {
 	// Listen is the admin HTTP host:port; "" disables the endpoint.
 	// Default "127.0.0.1:9150".
 	Listen string `koanf:"listen"`
+	// Pprof serves Go's profiler under /debug/pprof/. Default false.
+	Pprof bool `koanf:"pprof"`
 }
 
 // CacheConfig selects and sizes the cache tier.
@@ -233,6 +235,7 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("unix_socket_mode", d.UnixSocketMode, "octal permissions of unix listen sockets")
 	fs.Duration("shutdown_timeout", d.ShutdownTimeout, "grace period for in-flight requests on shutdown")
 	fs.String("admin.listen", d.Admin.Listen, `admin HTTP host:port ("" disables)`)
+	fs.Bool("admin.pprof", false, "serve Go's profiler under /debug/pprof/ on the admin listener")
 	fs.String("cache.backend", d.Cache.Backend, "cache tier: memory or memcached")
 	fs.StringSlice("cache.memcached.servers", d.Cache.Memcached.Servers, "memcached servers, host:port (repeat or comma-separate)")
 	fs.Duration("cache.memcached.timeout", d.Cache.Memcached.Timeout, "deadline of every memcached call")

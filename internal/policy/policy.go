@@ -39,6 +39,7 @@ func (m *Map) Typed() bool { return m.Rule.Kind == ttl.Postscreen || m.Rule.Kind
 
 // Policy is the set of maps and what to do with keys outside them.
 type Policy struct {
+	metrics       *Metrics
 	maps          []*Map // longest prefix first
 	rejectUnknown bool
 	storeKeyLimit int

@@ -28,7 +28,16 @@ type Store struct {
 var (
 	_ store.Store      = (*Store)(nil)
 	_ store.KeyLimiter = (*Store)(nil)
+	_ store.Classifier = (*Store)(nil)
 )
+
+// MapOf implements store.Classifier: the name of key's map, or "".
+func (s *Store) MapOf(key []byte) string {
+	if m := s.p.Lookup(key); m != nil {
+		return m.Name
+	}
+	return ""
+}
 
 // Wrap returns a Store serving next under p, as seen through v.
 func (p *Policy) Wrap(next store.Store, v View) *Store {
@@ -84,7 +93,11 @@ func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item
 	}
 	k, done := s.key(m, key)
 	defer done()
-	return s.next.Get(ctx, k, buf, now)
+	it, err := s.next.Get(ctx, k, buf, now)
+	if err == nil && m != nil && m.Typed() && !isCleanup(m, key) {
+		s.p.observeRead(m, it.Value, now)
+	}
+	return it, err
 }
 
 // Touch implements store.Store. On maps that derive lifetimes the client's
@@ -125,6 +138,8 @@ func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 		}
 		if !keep {
 			deadline = 1 // dead by the map's rules: answered STORED, kept nowhere
+		} else if deadline != 0 {
+			s.p.observeLifetime(m, deadline-now)
 		}
 		it.Deadline = deadline
 	}

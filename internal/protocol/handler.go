@@ -50,9 +50,11 @@ type Counters struct {
 // Handler serves the sessions of one listener. Handlers made with
 // ForStore share their counters and scheduled flush.
 type Handler struct {
-	opts    Options
-	store   store.Store
-	limiter store.KeyLimiter // nil: opts.MaxKeyLength for every key
+	opts       Options
+	store      store.Store
+	limiter    store.KeyLimiter // nil: opts.MaxKeyLength for every key
+	classifier store.Classifier // nil: every key is "other" in metrics
+	metrics    *Metrics
 	*shared
 }
 
@@ -94,7 +96,7 @@ func NewHandler(st store.Store, o Options) *Handler {
 // ForStore returns a handler that serves st (for instance one listener's
 // view of the maps) with the same options, counters and flush schedule.
 func (h *Handler) ForStore(st store.Store) *Handler {
-	c := &Handler{opts: h.opts, shared: h.shared}
+	c := &Handler{opts: h.opts, shared: h.shared, metrics: h.metrics}
 	c.setStore(st)
 	return c
 }
@@ -102,6 +104,7 @@ func (h *Handler) ForStore(st store.Store) *Handler {
 func (h *Handler) setStore(st store.Store) {
 	h.store = st
 	h.limiter, _ = st.(store.KeyLimiter)
+	h.classifier, _ = st.(store.Classifier)
 }
 
 // Counters returns the statistics shared by the handler's family.

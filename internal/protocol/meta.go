@@ -197,10 +197,16 @@ func (s *Session) metaGet(t [][]byte, n, nt int) {
 	s.val = it.Value
 	var ce *store.ClientError
 	if errors.As(err, &ce) {
+		s.count("mg", f.key, "refused")
 		s.write([]byte("CLIENT_ERROR " + ce.Msg + "\r\n"))
 		return
 	}
 	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			s.count("mg", f.key, "miss")
+		} else {
+			s.count("mg", f.key, "error")
+		}
 		s.h.Stats.GetMisses.Add(1)
 		if !errors.Is(err, store.ErrNotFound) {
 			s.h.opts.Logger.Warn("get failed", "err", err)
@@ -216,6 +222,7 @@ func (s *Session) metaGet(t [][]byte, n, nt int) {
 		}
 		return
 	}
+	s.count("mg", f.key, "hit")
 	s.h.Stats.GetHits.Add(1)
 	out := s.out[:0]
 	if f.value {
@@ -348,6 +355,7 @@ func (s *Session) metaSet(t [][]byte, n, nt int) error {
 		item.CAS = f.cas
 	}
 	cas, err := s.h.store.Store(s.ctx, mode, item, now)
+	s.count("ms", f.key, statusOf(err))
 	s.countStore(mode, err)
 	out := s.out[:0]
 	switch {
@@ -419,6 +427,7 @@ func (s *Session) metaDelete(t [][]byte, n, nt int) {
 			s.h.Stats.DeleteHits.Add(1)
 		}
 	}
+	s.count("md", f.key, metaStatus(status))
 	if f.quiet && status == "HD" {
 		return // quiet mode hides only the nominal reply
 	}
@@ -568,4 +577,17 @@ func (s *Session) metaDebug(t [][]byte, n, nt int) {
 	out = strconv.AppendInt(out, int64(store.ItemSize(len(key), len(it.Value), it.Flags)), 10)
 	s.out = append(out, crlf...)
 	s.write(s.out)
+}
+
+// metaStatus names a meta reply code for the commands metric.
+func metaStatus(code string) string {
+	switch code {
+	case "HD":
+		return "deleted"
+	case "NF":
+		return "not_found"
+	case "EX":
+		return "exists"
+	}
+	return "error"
 }

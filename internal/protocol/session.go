@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/repcache/repcache/internal/cstrconv"
 	"github.com/repcache/repcache/internal/store"
@@ -72,7 +73,14 @@ func (s *Session) Serve() error {
 			return err
 		}
 		s.h.Stats.BytesRead.Add(uint64(len(line) + 2))
-		if err := s.dispatch(line); err != nil {
+		start := time.Now()
+		err = s.dispatch(line)
+		if s.h.metrics != nil {
+			if name, ok := commandName(firstToken(line)); ok {
+				s.observe(name, start)
+			}
+		}
+		if err != nil {
 			s.flush()
 			return err
 		}
@@ -109,6 +117,14 @@ func (s *Session) readLine() ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+func firstToken(line []byte) []byte {
+	line = bytes.TrimLeft(line, " ")
+	if i := bytes.IndexByte(line, ' '); i >= 0 {
+		return line[:i]
+	}
+	return line
 }
 
 func (s *Session) readLongLine() ([]byte, error) {
@@ -162,6 +178,35 @@ func (s *Session) reply(b []byte) {
 	if !s.noreply {
 		s.write(b)
 	}
+}
+
+// statusOf names a store error for the commands metric.
+func statusOf(err error) string {
+	var ce *store.ClientError
+	switch {
+	case err == nil:
+		return "stored"
+	case errors.Is(err, store.ErrNotFound):
+		return "not_found"
+	case errors.Is(err, store.ErrNotStored):
+		return "not_stored"
+	case errors.Is(err, store.ErrExists):
+		return "exists"
+	case errors.As(err, &ce), errors.Is(err, store.ErrTooLarge), errors.Is(err, store.ErrNonNumeric):
+		return "refused"
+	}
+	return "error"
+}
+
+// commandName is the metrics label of a command, for the commands
+// repcache serves; anything else is not observed.
+func commandName(cmd []byte) (string, bool) {
+	switch string(cmd) {
+	case "get", "gets", "gat", "gats", "set", "add", "replace", "append", "prepend", "cas",
+		"delete", "incr", "decr", "touch", "flush_all", "mg", "ms", "md", "ma":
+		return string(cmd), true
+	}
+	return "", false
 }
 
 // storeError maps a store error to memcached's reply.
@@ -363,20 +408,36 @@ func (s *Session) get(t [][]byte, n int, rest []byte, withCAS, touch bool) {
 				it, err = s.h.store.Get(s.ctx, key, s.val[:0], now)
 			}
 			s.val = it.Value
+			cmdName := "get"
+			switch {
+			case touch && withCAS:
+				cmdName = "gats"
+			case touch:
+				cmdName = "gat"
+			case withCAS:
+				cmdName = "gets"
+			}
 			var ce *store.ClientError
 			if errors.As(err, &ce) {
 				// Refused like an over-long key: the whole reply is voided.
+				s.count(cmdName, key, "refused")
 				s.wbuf = s.wbuf[:0]
 				s.storeError(err)
 				return
 			}
 			if err != nil {
+				status := "miss"
+				if !errors.Is(err, store.ErrNotFound) {
+					status = "error"
+				}
+				s.count(cmdName, key, status)
 				s.countGet(touch, false)
 				if !errors.Is(err, store.ErrNotFound) {
 					s.h.opts.Logger.Warn("get failed", "err", err)
 				}
 				continue
 			}
+			s.count(cmdName, key, "hit")
 			s.countGet(touch, true)
 			s.out = append(s.out, rValue...)
 			s.out = append(s.out, key...)
@@ -469,6 +530,7 @@ func (s *Session) update(t [][]byte, n int, mode store.Mode) error {
 	// The key lives in s.line, which reading the data block does not touch.
 	if store.ItemSize(len(key), int(vlen), flags) > s.h.opts.MaxItemSize {
 		s.h.Stats.StoreTooLarge.Add(1)
+		s.count(modeNames[mode], key, "refused")
 		s.reply(rTooLarge)
 		if mode == store.Set {
 			// memcached drops the old value so that a failed set cannot leave stale data.
@@ -481,10 +543,12 @@ func (s *Session) update(t [][]byte, n int, mode store.Mode) error {
 		return err
 	}
 	if !ok {
+		s.count(modeNames[mode], key, "refused")
 		s.reply(rBadDataChunk)
 		return nil
 	}
 	_, err = s.h.store.Store(s.ctx, mode, store.Item{Key: key, Value: s.val, Flags: flags, Deadline: Deadline(exptime, now), CAS: cas}, now)
+	s.count(modeNames[mode], key, statusOf(err))
 	s.countStore(mode, err)
 	if err != nil {
 		s.storeError(err)
@@ -493,6 +557,8 @@ func (s *Session) update(t [][]byte, n int, mode store.Mode) error {
 	s.reply(rStored)
 	return nil
 }
+
+var modeNames = [...]string{store.Set: "set", store.Add: "add", store.Replace: "replace", store.Append: "append", store.Prepend: "prepend", store.CAS: "cas"}
 
 func (s *Session) countStore(mode store.Mode, err error) {
 	if err == nil {
@@ -524,6 +590,15 @@ func (s *Session) arithmetic(t [][]byte, n int, decr bool) {
 		return
 	}
 	v, err := s.h.store.Incr(s.ctx, key, delta, decr, s.now())
+	name := "incr"
+	if decr {
+		name = "decr"
+	}
+	if err == nil {
+		s.count(name, key, "hit")
+	} else {
+		s.count(name, key, statusOf(err))
+	}
 	hits, misses := &s.h.Stats.IncrHits, &s.h.Stats.IncrMisses
 	if decr {
 		hits, misses = &s.h.Stats.DecrHits, &s.h.Stats.DecrMisses
@@ -559,9 +634,11 @@ func (s *Session) delete(t [][]byte, n, nt int) {
 		if errors.Is(err, store.ErrNotFound) {
 			s.h.Stats.DeleteMisses.Add(1)
 		}
+		s.count("delete", key, statusOf(err))
 		s.storeError(err)
 		return
 	}
+	s.count("delete", key, "deleted")
 	s.h.Stats.DeleteHits.Add(1)
 	s.reply(rDeleted)
 }
@@ -581,6 +658,11 @@ func (s *Session) touch(t [][]byte, n int) {
 	now := s.now()
 	s.h.Stats.CmdTouch.Add(1)
 	_, err := s.h.store.Touch(s.ctx, key, Deadline(exptime, now), s.val[:0], now)
+	if err == nil {
+		s.count("touch", key, "hit")
+	} else {
+		s.count("touch", key, statusOf(err))
+	}
 	s.countGet(true, err == nil)
 	if err != nil {
 		s.storeError(err)
@@ -610,8 +692,10 @@ func (s *Session) flushAll(t [][]byte, n, nt int) {
 		at := Deadline(delay, now)
 		s.h.scheduleFlush(secondsDuration(at - now))
 	} else if err := s.h.store.Flush(s.ctx); err != nil {
+		s.count("flush_all", nil, statusOf(err))
 		s.storeError(err)
 		return
 	}
+	s.count("flush_all", nil, "deleted")
 	s.reply(rOK)
 }

@@ -110,3 +110,9 @@ type Op struct {
 	Delete bool
 	Item   Item
 }
+
+// Classifier is implemented by stores that know which map a key belongs to
+// (the policy layer), so that metrics can be labelled by map.
+type Classifier interface {
+	MapOf(key []byte) string
+}

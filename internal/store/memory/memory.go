@@ -51,6 +51,10 @@ type Options struct {
 	// within 10 minutes for well under 1% of a CPU at 10M items).
 	SweepPasses int
 	Now         func() int64 // sweeper clock, Unix seconds (default time.Now)
+	// OnExpire is told the key of every item reclaimed after its deadline
+	// (for metrics). It runs under a shard lock: it must be quick and must
+	// not call the store.
+	OnExpire func(key []byte)
 }
 
 // Store is the embedded store. It implements store.Store.
@@ -71,6 +75,7 @@ var (
 )
 
 type shard struct {
+	onExpire   func(key []byte)
 	mu         sync.Mutex
 	seed       maphash.Seed
 	index      index // live entries by key
@@ -119,7 +124,7 @@ func New(o Options) (*Store, error) {
 			s.Close()
 			return nil, fmt.Errorf("memory store: allocate %d bytes: %w", per, err)
 		}
-		s.shards = append(s.shards, &shard{seed: s.seed, index: newIndex(), ring: ring, size: uint64(per)})
+		s.shards = append(s.shards, &shard{seed: s.seed, index: newIndex(), ring: ring, size: uint64(per), onExpire: o.OnExpire})
 	}
 	if o.SweepInterval > 0 {
 		go s.sweeper(o.SweepInterval, o.SweepPasses, o.Now)
@@ -178,8 +183,7 @@ func (s *Store) Touch(_ context.Context, key []byte, deadline int64, buf []byte,
 	// A touch into the past answers with the item once, as memcached does,
 	// and the item is gone from then on.
 	if expired(clampDeadline(deadline), now) {
-		sh.remove(h, p)
-		sh.expired++
+		sh.expire(h, p)
 	}
 	return it, nil
 }
@@ -408,8 +412,7 @@ func (sh *shard) lookup(h uint64, key []byte, now int64) (int, bool) {
 			continue // another key with the same hash bits
 		}
 		if expired(binary.LittleEndian.Uint32(sh.ring[p+offDead:]), now) {
-			sh.remove(h, p)
-			sh.expired++
+			sh.expire(h, p)
 			return 0, false
 		}
 		return p, true
@@ -431,6 +434,16 @@ func (sh *shard) item(p int, key, buf []byte) store.Item {
 		Deadline: int64(binary.LittleEndian.Uint32(sh.ring[p+offDead:])),
 		CAS:      binary.LittleEndian.Uint64(sh.ring[p+offCAS:]),
 	}
+}
+
+// expire reclaims the expired entry at p.
+func (sh *shard) expire(h uint64, p int) {
+	sh.expired++
+	if sh.onExpire != nil {
+		klen := int(binary.LittleEndian.Uint16(sh.ring[p+offKlen:]))
+		sh.onExpire(sh.ring[p+hdrSize : p+hdrSize+klen])
+	}
+	sh.remove(h, p)
 }
 
 func (sh *shard) remove(h uint64, p int) {
@@ -501,11 +514,11 @@ func (sh *shard) evictOne(now int64) {
 	if live {
 		p := int(sh.tail % sh.size)
 		if expired(binary.LittleEndian.Uint32(sh.ring[p+offDead:]), now) {
-			sh.expired++
+			sh.expire(h, p)
 		} else {
 			sh.evictions++
+			sh.remove(h, p)
 		}
-		sh.remove(h, p)
 	}
 	sh.tail += length
 }
@@ -525,8 +538,7 @@ func (sh *shard) sweepSome(budget, limit uint64, now int64) uint64 {
 		if live {
 			p := int(sh.sweep % sh.size)
 			if expired(binary.LittleEndian.Uint32(sh.ring[p+offDead:]), now) {
-				sh.remove(h, p)
-				sh.expired++
+				sh.expire(h, p)
 			}
 		}
 		sh.sweep += length

@@ -33,6 +33,7 @@ type GuardOptions struct {
 // probe succeeds. A call runs in its own goroutine, so a backend that ignores
 // its context (a hung peer) still cannot hold the caller past Timeout.
 type Guard struct {
+	metrics *GuardMetrics
 	name    string
 	next    store.Store
 	timeout time.Duration
@@ -60,10 +61,15 @@ func NewGuard(name string, next store.Store, o GuardOptions) *Guard {
 		// Answers about data (miss, exists, refused) are the backend working.
 		IsSuccessful: func(err error) bool { return err == nil || isAnswer(err) },
 	}
-	if o.OnStateChange != nil {
-		st.OnStateChange = func(name string, from, to gobreaker.State) { o.OnStateChange(name, from, to) }
+	g := &Guard{name: name, next: next, timeout: o.Timeout}
+	st.OnStateChange = func(name string, from, to gobreaker.State) {
+		g.setState(to)
+		if o.OnStateChange != nil {
+			o.OnStateChange(name, from, to)
+		}
 	}
-	return &Guard{name: name, next: next, timeout: o.Timeout, cb: gobreaker.NewCircuitBreaker[any](st)}
+	g.cb = gobreaker.NewCircuitBreaker[any](st)
+	return g
 }
 
 // isAnswer reports whether err is the backend's answer about the data, as
@@ -95,12 +101,14 @@ type result struct {
 	err error
 }
 
-// call runs f under the breaker with the guard's deadline.
-func (g *Guard) call(ctx context.Context, f func(ctx context.Context) result) result {
-	return g.callWithin(ctx, g.timeout, f)
+// call runs f (operation op) under the breaker with the guard's deadline.
+func (g *Guard) call(ctx context.Context, op string, f func(ctx context.Context) result) result {
+	return g.callWithin(ctx, op, g.timeout, f)
 }
 
-func (g *Guard) callWithin(ctx context.Context, timeout time.Duration, f func(ctx context.Context) result) result {
+func (g *Guard) callWithin(ctx context.Context, op string, timeout time.Duration, f func(ctx context.Context) result) (r result) {
+	start := time.Now()
+	defer func() { g.observe(op, start, r.err) }()
 	v, err := g.cb.Execute(func() (any, error) {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -127,7 +135,7 @@ func (g *Guard) callWithin(ctx context.Context, timeout time.Duration, f func(ct
 
 func (g *Guard) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
 	k := append([]byte(nil), key...)
-	r := g.call(ctx, func(ctx context.Context) result {
+	r := g.call(ctx, "get", func(ctx context.Context) result {
 		it, err := g.next.Get(ctx, k, nil, now)
 		return result{it: it, err: err}
 	})
@@ -136,7 +144,7 @@ func (g *Guard) Get(ctx context.Context, key, buf []byte, now int64) (store.Item
 
 func (g *Guard) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
 	k := append([]byte(nil), key...)
-	r := g.call(ctx, func(ctx context.Context) result {
+	r := g.call(ctx, "touch", func(ctx context.Context) result {
 		it, err := g.next.Touch(ctx, k, deadline, nil, now)
 		return result{it: it, err: err}
 	})
@@ -146,7 +154,7 @@ func (g *Guard) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 func (g *Guard) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
 	it.Key = append([]byte(nil), it.Key...)
 	it.Value = append([]byte(nil), it.Value...)
-	r := g.call(ctx, func(ctx context.Context) result {
+	r := g.call(ctx, "store", func(ctx context.Context) result {
 		n, err := g.next.Store(ctx, mode, it, now)
 		return result{n: n, err: err}
 	})
@@ -155,12 +163,12 @@ func (g *Guard) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 
 func (g *Guard) Delete(ctx context.Context, key []byte, now int64) error {
 	k := append([]byte(nil), key...)
-	return g.call(ctx, func(ctx context.Context) result { return result{err: g.next.Delete(ctx, k, now)} }).err
+	return g.call(ctx, "delete", func(ctx context.Context) result { return result{err: g.next.Delete(ctx, k, now)} }).err
 }
 
 func (g *Guard) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
 	k := append([]byte(nil), key...)
-	r := g.call(ctx, func(ctx context.Context) result {
+	r := g.call(ctx, "incr", func(ctx context.Context) result {
 		n, err := g.next.Incr(ctx, k, delta, decr, now)
 		return result{n: n, err: err}
 	})
@@ -168,7 +176,7 @@ func (g *Guard) Incr(ctx context.Context, key []byte, delta uint64, decr bool, n
 }
 
 func (g *Guard) Flush(ctx context.Context) error {
-	return g.call(ctx, func(ctx context.Context) result { return result{err: g.next.Flush(ctx)} }).err
+	return g.call(ctx, "flush", func(ctx context.Context) result { return result{err: g.next.Flush(ctx)} }).err
 }
 
 func (g *Guard) Close() error { return g.next.Close() }
@@ -194,7 +202,7 @@ func (g *Guard) ApplyBatch(ctx context.Context, ops []store.Op, now int64) []err
 		timeout = time.Until(d)
 	}
 	var got []error
-	r := g.callWithin(ctx, timeout, func(ctx context.Context) result {
+	r := g.callWithin(ctx, "batch", timeout, func(ctx context.Context) result {
 		got = b.ApplyBatch(ctx, ops, now)
 		for _, err := range got {
 			if err != nil && !isAnswer(err) {

@@ -68,6 +68,8 @@ type Batcher interface {
 type Options struct {
 	// Rule returns the rule for a (storage) key.
 	Rule func(key []byte) Rule
+	// MapOf names a key's map for metrics ("" outside every map).
+	MapOf func(key []byte) string
 	// ErrorOnOutage answers reads with the backend's error when no tier can
 	// answer (on_error: error); by default they answer a miss.
 	ErrorOnOutage bool
@@ -92,6 +94,7 @@ type Counters struct {
 
 // Store implements store.Store over a cache and an optional backup.
 type Store struct {
+	metrics       *Metrics
 	cache, backup store.Store
 	o             Options
 	sf            singleflight.Group
@@ -154,9 +157,13 @@ func (s *Store) outage(err error) error {
 // Get implements store.Store with read-through.
 func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
 	it, err := s.cache.Get(ctx, key, buf, now)
+	if err == nil {
+		s.lookup(key, "cache", "hit")
+	}
 	if err == nil || !errors.Is(err, store.ErrNotFound) && !failed(err) {
 		return it, err
 	}
+	s.lookup(key, "cache", "miss")
 	cacheDown := failed(err)
 	if cacheDown {
 		s.Counts.CacheErrors.Add(1)
@@ -191,6 +198,7 @@ func (s *Store) readBackup(ctx context.Context, key []byte, now int64, refill bo
 		it, err := s.backup.Get(ctx, key, nil, now)
 		switch {
 		case err == nil:
+			s.lookup(key, "backup", "hit")
 			s.Counts.BackupHits.Add(1)
 			if refill {
 				it.Key = key
@@ -199,6 +207,7 @@ func (s *Store) readBackup(ctx context.Context, key []byte, now int64, refill bo
 				}
 			}
 		case errors.Is(err, store.ErrNotFound):
+			s.lookup(key, "backup", "miss")
 			s.Counts.BackupMisses.Add(1)
 		default:
 			s.Counts.BackupErrors.Add(1)
@@ -265,6 +274,7 @@ func (s *Store) replicate(ctx context.Context, r Rule, op store.Op, now int64) e
 	} else {
 		_, err = s.backup.Store(ctx, store.Set, op.Item, now)
 	}
+	s.backupWrite("sync", !failed(err), 1)
 	if !failed(err) {
 		return nil
 	}
@@ -341,6 +351,8 @@ func (s *Store) apply(batch []store.Op) {
 		}
 	}
 	s.Counts.AsyncWritten.Add(uint64(len(batch) - failures))
+	s.backupWrite("async", true, len(batch)-failures)
+	s.backupWrite("async", false, failures)
 	if failures > 0 {
 		s.Counts.BackupErrors.Add(uint64(failures))
 		s.o.Logger.Warn("async backup writes failed", "failed", failures, "batch", len(batch), "err", firstFailure(errs))

@@ -1,0 +1,59 @@
+package protocol
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the protocol layer's Prometheus metrics.
+type Metrics struct {
+	commands *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewMetrics creates and registers the protocol metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "repcache", Name: "commands_total",
+			Help: "Commands answered, by map of the key (other: no map; none: no key), command and status (hit, miss, stored, not_stored, exists, deleted, not_found, refused, error).",
+		}, []string{"map", "command", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "repcache", Name: "request_duration_seconds",
+			Help:    "Time from a command line read to its reply written to the buffer, by command.",
+			Buckets: []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1},
+		}, []string{"command"}),
+	}
+	reg.MustRegister(m.commands, m.duration)
+	return m
+}
+
+// WithMetrics makes h (and handlers made from it) record into m.
+func (h *Handler) WithMetrics(m *Metrics) *Handler {
+	h.metrics = m
+	return h
+}
+
+func (s *Session) count(cmd string, key []byte, status string) {
+	m := s.h.metrics
+	if m == nil {
+		return
+	}
+	mapName := "none"
+	if key != nil {
+		mapName = "other"
+		if s.h.classifier != nil {
+			if n := s.h.classifier.MapOf(key); n != "" {
+				mapName = n
+			}
+		}
+	}
+	m.commands.WithLabelValues(mapName, cmd, status).Inc()
+}
+
+func (s *Session) observe(cmd string, start time.Time) {
+	if m := s.h.metrics; m != nil {
+		m.duration.WithLabelValues(cmd).Observe(time.Since(start).Seconds())
+	}
+}
