@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -42,6 +43,14 @@ Usage:
   repcache postfix-config [--config FILE] [--table-dir DIR]
                                          print the main.cf lines and memcache table
                                          files that point Postfix at repcache
+  repcache inspect [--addr HOST:PORT] KEY
+                                         print a record read through a running repcache, in words
+  repcache inspect --kind postscreen|verify VALUE
+                                         decode a raw record value
+  repcache import --map NAME [--addr HOST:PORT] [FILE|-]
+                                         load "postmap -s" output of a postscreen or verify cache
+  repcache postfix-check MAIN.CF [TABLE.cf...]
+                                         report memcache pitfalls in a Postfix configuration
   repcache version                       print the version
 
 Configuration comes from --config FILE (YAML), REPCACHE_* environment
@@ -56,7 +65,7 @@ func main() { os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr)) }
 
 func run(args, environ []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && (args[0] == "check-config" || args[0] == "postfix-config" || args[0] == "version" || args[0] == "serve") {
+	if len(args) > 0 && strings.Contains(" check-config postfix-config inspect import postfix-check version serve ", " "+args[0]+" ") {
 		cmd, args = args[0], args[1:]
 	}
 	fs := pflag.NewFlagSet("repcache", pflag.ContinueOnError)
@@ -64,8 +73,16 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	config.Flags(fs)
 	tableDir := "/etc/postfix"
-	if cmd == "postfix-config" {
+	var op opArgs
+	switch cmd {
+	case "postfix-config":
 		fs.StringVar(&tableDir, "table-dir", tableDir, "directory where the memcache table files will live")
+	case "inspect", "import":
+		fs.StringVar(&op.addr, "addr", "", "repcache's address (default: the first TCP listen address)")
+		fs.StringVar(&op.mapName, "map", "", "the map the record(s) belong to")
+		if cmd == "inspect" {
+			fs.StringVar(&op.kind, "kind", "", "decode a raw VALUE of this kind (postscreen, verify) instead of reading a KEY")
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -74,7 +91,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "repcache: %v (see repcache --help)\n", err)
 		return 2
 	}
-	if fs.NArg() > 0 {
+	takesArgs := cmd == "inspect" || cmd == "import" || cmd == "postfix-check"
+	if fs.NArg() > 0 && !takesArgs {
 		fmt.Fprintf(stderr, "repcache: unexpected argument %q (see repcache --help)\n", fs.Arg(0))
 		return 2
 	}
@@ -102,6 +120,30 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "inspect", "import", "postfix-check":
+		pol, err := newPolicy(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "repcache: config: %v\n", err)
+			return 1
+		}
+		if op.addr == "" {
+			op.addr = defaultAddr(cfg)
+		}
+		code := 0
+		switch cmd {
+		case "inspect":
+			if err = cmdInspect(cfg, pol, op, fs.Args(), stdout); err != nil {
+				code = 1
+			}
+		case "import":
+			code, err = cmdImport(pol, op, fs.Args(), stderr)
+		default:
+			code, err = cmdPostfixCheck(pol, fs.Args(), stdout)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "repcache %s: %v\n", cmd, err)
+		}
+		return code
 	}
 	log := cfg.NewLogger(stderr)
 	if err := serve(cfg, log); err != nil {

@@ -97,6 +97,9 @@ func StartPrometheus(t testing.TB, o PrometheusOptions) *PrometheusServer {
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-exited
+		if t.Failed() && p.out.String() != "" {
+			t.Logf("prometheus output:\n%s", p.out.String())
+		}
 	})
 	if err := p.waitReady(30*time.Second, exited); err != nil {
 		t.Fatalf("%s %q: %v\nconfig:\n%s\noutput:\n%s", bin, args, err, prometheusConfig(o), p.out.String())
