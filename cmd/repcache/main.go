@@ -145,26 +145,41 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		}
 		return code
 	}
-	log := cfg.NewLogger(stderr)
-	if err := serve(cfg, log); err != nil {
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel())
+	log := newLogger(cfg, stderr, level)
+	if err := serve(cfg, log, level, func() (*config.Config, error) { return config.Load(fs, environ) }); err != nil {
 		log.Error("repcache stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(cfg *config.Config, log *slog.Logger) error {
+// newLogger logs in the configured format at a level a reload can change.
+func newLogger(cfg *config.Config, w io.Writer, level *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs repcache until SIGTERM or SIGINT; reload loads the
+// configuration afresh (same file, environment and flags) on SIGHUP and
+// when the file changes.
+func serve(cfg *config.Config, log *slog.Logger, level *slog.LevelVar, reload func() (*config.Config, error)) error {
 	pol, err := newPolicy(cfg)
 	if err != nil {
 		return err
 	}
-	reg := newRegistry()
+	reg, reloads := newRegistry()
 	pol.NewMetrics(reg)
-	st, err := newTiers(cfg, pol, log, reg)
+	live := policy.NewLive(pol)
+	st, err := newTiers(cfg, live, log, reg)
 	if err != nil {
 		return err
 	}
-	h := protocol.NewHandler(pol.Wrap(st.store, policy.View{}), protocol.Options{
+	h := protocol.NewHandler(live.Wrap(st.store, policy.View{}), protocol.Options{
 		MaxKeyLength:  cfg.Limits.MaxKeyLength,
 		MaxItemSize:   int(cfg.Limits.MaxItemSize),
 		MaxLineLength: cfg.Limits.MaxLineLength,
@@ -213,7 +228,7 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 				v.Maps[n] = true
 			}
 		}
-		if err := listen(l.Address, h.ForStore(pol.Wrap(st.store, v))); err != nil {
+		if err := listen(l.Address, h.ForStore(live.Wrap(st.store, v))); err != nil {
 			return err
 		}
 	}
@@ -239,19 +254,53 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 		go func() { errc <- srv.Serve(l.ln, l.h) }()
 		log.Info("serving memcache protocol", "addr", displayAddr(l.ln), "backend", cfg.Cache.Backend, "backup", cfg.Backup.Backend)
 	}
-	for _, m := range pol.Maps() {
-		log.Info("map", "name", m.Name, "prefix", m.Prefix, "kind", string(m.Rule.Kind), "min_ttl", m.Rule.MinTTL, "max_ttl", m.Rule.MaxTTL)
+	logMaps(log, pol)
+
+	apply := func(reason string) {
+		next, err := reload()
+		var np *policy.Policy
+		if err == nil {
+			np, err = newPolicy(next)
+		}
+		if err != nil {
+			reloads.failure.Inc()
+			log.Error("configuration reload refused; the configuration in force stays", "reason", reason, "err", err)
+			return
+		}
+		for _, field := range restartOnly(cfg, next) {
+			log.Warn("configuration change needs a restart to take effect", "field", field)
+		}
+		live.Swap(np)
+		h.SetLimits(next.Limits.MaxKeyLength, int(next.Limits.MaxItemSize))
+		srv.SetLimits(next.Limits.MaxConnections, next.Limits.IdleTimeout)
+		level.Set(next.LogLevel())
+		reloads.success.Inc()
+		reloads.last.SetToCurrentTime()
+		log.Info("configuration reloaded", "reason", reason)
+		logMaps(log, np)
 	}
+	changed := watchConfig(cfg, log)
 
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	var runErr error
-	select {
-	case sig := <-sigs:
-		log.Info("shutting down: finishing in-flight requests", "signal", sig.String(), "timeout", cfg.ShutdownTimeout)
-	case err := <-errc:
-		runErr = fmt.Errorf("listener failed: %w", err)
+loop:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				apply("SIGHUP")
+				continue
+			}
+			log.Info("shutting down: finishing in-flight requests", "signal", sig.String(), "timeout", cfg.ShutdownTimeout)
+			break loop
+		case <-changed:
+			apply("config file changed")
+		case err := <-errc:
+			runErr = fmt.Errorf("listener failed: %w", err)
+			break loop
+		}
 	}
 	draining.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -283,9 +332,15 @@ func displayAddr(ln net.Listener) string {
 	return ln.Addr().String()
 }
 
+// reloadMetrics count configuration reloads.
+type reloadMetrics struct {
+	success, failure prometheus.Counter
+	last             prometheus.Gauge
+}
+
 // newRegistry holds every metric: the Go runtime and process, build
 // information, config reloads, and what each package registers.
-func newRegistry() *prometheus.Registry {
+func newRegistry() (*prometheus.Registry, reloadMetrics) {
 	reg := prometheus.NewRegistry()
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "repcache", Name: "build_info",
 		Help: "Always 1; the labels say which repcache is running."}, []string{"version", "goversion"})
@@ -298,7 +353,7 @@ func newRegistry() *prometheus.Registry {
 		Help: "When the configuration in force was loaded (Unix time)."})
 	lastReload.SetToCurrentTime()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), build, reloads, lastReload)
-	return reg
+	return reg, reloadMetrics{reloads.WithLabelValues("success"), reloads.WithLabelValues("failure"), lastReload}
 }
 
 // adminMux serves /metrics, the health endpoints and, when enabled, pprof.

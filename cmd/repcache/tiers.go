@@ -54,7 +54,7 @@ func (t *tiers) closeAll(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-func newTiers(cfg *config.Config, pol *policy.Policy, log *slog.Logger, reg prometheus.Registerer) (*tiers, error) {
+func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prometheus.Registerer) (*tiers, error) {
 	t := &tiers{}
 	gm := tiered.NewGuardMetrics(reg)
 	onState := func(name string, from, to gobreaker.State) {
@@ -75,7 +75,7 @@ func newTiers(cfg *config.Config, pol *policy.Policy, log *slog.Logger, reg prom
 		t.cache, t.guards = g, append(t.guards, g)
 	default:
 		m, err := memory.New(memory.Options{MaxBytes: int64(cfg.Cache.Memory.MaxBytes), MaxItemSize: int(cfg.Limits.MaxItemSize),
-			OnExpire: func(key []byte) { pol.Expired(key, "cache") }})
+			OnExpire: func(key []byte) { live.Load().Expired(key, "cache") }})
 		if err != nil {
 			return nil, err
 		}
@@ -109,42 +109,33 @@ func newTiers(cfg *config.Config, pol *policy.Policy, log *slog.Logger, reg prom
 		}
 		g := tiered.NewGuard("redis", r, tiered.GuardOptions{Timeout: rc.Timeout, OnStateChange: onState}).WithMetrics(gm)
 		t.backup, t.guards = g, append(t.guards, g)
-		t.watchRedisExpiry(r, pol, log)
+		t.watchRedisExpiry(r, live, log)
 	}
 	t.store = tiered.New(t.cache, t.backup, tiered.Options{
-		Rule:          pol.TierRule,
-		MapOf:         mapOf(pol),
+		Rule:          live.TierRule,
+		MapOf:         live.MapName,
 		ErrorOnOutage: cfg.OnError == "error",
 		QueueSize:     cfg.Backup.QueueSize,
 		Logger:        log,
 	})
 	var names []string
-	for _, m := range pol.Maps() {
+	for _, m := range live.Load().Maps() {
 		names = append(names, m.Name)
 	}
 	t.store.NewMetrics(reg, names)
 	return t, nil
 }
 
-func mapOf(pol *policy.Policy) func([]byte) string {
-	return func(key []byte) string {
-		if m := pol.Lookup(key); m != nil {
-			return m.Name
-		}
-		return ""
-	}
-}
-
 // watchRedisExpiry counts Redis's expirations per map from keyspace events.
 // Turning the events on needs CONFIG SET; where Redis forbids it (managed
 // services), the operator sets notify-keyspace-events Ex and this still works.
-func (t *tiers) watchRedisExpiry(r *redis.Store, pol *policy.Policy, log *slog.Logger) {
+func (t *tiers) watchRedisExpiry(r *redis.Store, live *policy.Live, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := r.EnableExpiryEvents(ctx); err != nil {
 		log.Warn("cannot enable Redis expiry events; set notify-keyspace-events Ex on the server for the backup expiration metric", "err", err)
 	}
-	stop, err := r.SubscribeExpired(context.Background(), func(key string) { pol.Expired([]byte(key), "backup") })
+	stop, err := r.SubscribeExpired(context.Background(), func(key string) { live.Load().Expired([]byte(key), "backup") })
 	if err != nil {
 		log.Warn("cannot subscribe to Redis expiry events", "err", err)
 		return

@@ -62,6 +62,10 @@ backup:
   backend: redis
   redis:
     addrs: [%q]
+    # Generous, so that a loaded test machine cannot turn a slow Redis
+    # answer into a miss while memcached is down: memcached's 100ms
+    # deadline is what these tests measure.
+    timeout: 1s
 %s`, addr, mc, redisAddr, mapsYAML)), 0o644)
 	p = start(t, nil, "--config", cfg)
 	p.waitListening(t, addr)

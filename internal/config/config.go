@@ -49,6 +49,10 @@ import (
 // Config is repcache's complete configuration. The koanf tags are the key
 // names used in YAML, in REPCACHE_ environment variables and as flag names.
 type Config struct {
+	// File is the YAML file the configuration was read from ("" for none);
+	// not a configuration key.
+	File string `koanf:"-"`
+
 	// Listen is where the memcache text protocol is served: "host:port"
 	// (TCP; an empty host means all interfaces) or "unix:/absolute/path".
 	// Default ["127.0.0.1:11211"]. Must not be empty.
@@ -334,6 +338,11 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 		return nil, decodeError(err)
 	}
 	cfg.Maps, cfg.Listeners = maps, listeners
+	if fs != nil {
+		if f := fs.Lookup(configFlag); f != nil {
+			cfg.File = f.Value.String()
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -28,7 +28,21 @@ func load(t testing.TB, args []string, environ []string) (*Config, error) {
 	if err := fs.Parse(args); err != nil {
 		t.Fatalf("parse flags %q: %v", args, err)
 	}
-	return Load(fs, environ)
+	c, err := Load(fs, environ)
+	if c != nil {
+		c.File = "" // compared separately in TestFileIsRecorded
+	}
+	return c, err
+}
+
+func TestFileIsRecorded(t *testing.T) {
+	fs := pflag.NewFlagSet("repcache", pflag.ContinueOnError)
+	Flags(fs)
+	fs.Parse([]string{"--config", "../../examples/repcache.yaml"})
+	c, err := Load(fs, nil)
+	if err != nil || c.File != "../../examples/repcache.yaml" {
+		t.Fatalf("File = %q, %v", c.File, err)
+	}
 }
 
 // with returns Default() modified by f.

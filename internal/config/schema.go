@@ -41,7 +41,7 @@ func buildTree(t reflect.Type, key string, index []int) *node {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name := f.Tag.Get("koanf")
-		if name == "" {
+		if name == "" || name == "-" {
 			continue
 		}
 		child := name

@@ -34,6 +34,13 @@ func (p *Policy) NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"map", "tier"}),
 	}
 	reg.MustRegister(m.lifetime, m.expiredReads, m.expirations)
+	p.adoptMetrics(m)
+	return m
+}
+
+// adoptMetrics makes p record into m (a reloaded policy keeps the metrics of
+// the one it replaces) and creates the series of its maps.
+func (p *Policy) adoptMetrics(m *Metrics) {
 	for _, mp := range p.maps {
 		m.lifetime.WithLabelValues(mp.Name)
 		for _, tier := range []string{"cache", "backup"} {
@@ -51,7 +58,6 @@ func (p *Policy) NewMetrics(reg prometheus.Registerer) *Metrics {
 		}
 	}
 	p.metrics = m
-	return m
 }
 
 // Expired counts a record of the given storage key that expired in tier.

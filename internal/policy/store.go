@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/repcache/repcache/internal/store"
+	"github.com/repcache/repcache/internal/store/tiered"
 	"github.com/repcache/repcache/internal/ttl"
 )
 
@@ -16,10 +18,43 @@ type View struct {
 	ReadOnly bool
 }
 
-// Store applies a Policy and a View in front of the next store. It
-// implements store.Store and store.KeyLimiter.
+// Live holds the policy in force; a reload swaps it atomically, and every
+// Store made from the Live sees the new one from its next request on.
+type Live struct{ p atomic.Pointer[Policy] }
+
+// NewLive returns a holder of p.
+func NewLive(p *Policy) *Live {
+	l := &Live{}
+	l.p.Store(p)
+	return l
+}
+
+// Load is the policy in force.
+func (l *Live) Load() *Policy { return l.p.Load() }
+
+// Swap puts p in force; it takes over the old policy's metrics.
+func (l *Live) Swap(p *Policy) {
+	if old := l.p.Load(); old != nil && old.metrics != nil && p.metrics == nil {
+		p.adoptMetrics(old.metrics)
+	}
+	l.p.Store(p)
+}
+
+// TierRule is the tier rule of the policy in force (see Policy.TierRule).
+func (l *Live) TierRule(key []byte) tiered.Rule { return l.Load().TierRule(key) }
+
+// MapName is the name of key's map in the policy in force, or "".
+func (l *Live) MapName(key []byte) string {
+	if m := l.Load().Lookup(key); m != nil {
+		return m.Name
+	}
+	return ""
+}
+
+// Store applies the policy in force and a View in front of the next store.
+// It implements store.Store and store.KeyLimiter.
 type Store struct {
-	p    *Policy
+	live *Live
 	v    View
 	next store.Store
 	bufs sync.Pool // digest key buffers
@@ -32,43 +67,44 @@ var (
 )
 
 // MapOf implements store.Classifier: the name of key's map, or "".
-func (s *Store) MapOf(key []byte) string {
-	if m := s.p.Lookup(key); m != nil {
-		return m.Name
-	}
-	return ""
+func (s *Store) MapOf(key []byte) string { return s.live.MapName(key) }
+
+// Wrap returns a Store serving next under the policy in force, as seen
+// through v.
+func (l *Live) Wrap(next store.Store, v View) *Store {
+	return &Store{live: l, v: v, next: next, bufs: sync.Pool{New: func() any { b := make([]byte, 0, 64); return &b }}}
 }
 
-// Wrap returns a Store serving next under p, as seen through v.
-func (p *Policy) Wrap(next store.Store, v View) *Store {
-	return &Store{p: p, v: v, next: next, bufs: sync.Pool{New: func() any { b := make([]byte, 0, 64); return &b }}}
-}
+// Wrap returns a Store serving next under p alone (no reloads).
+func (p *Policy) Wrap(next store.Store, v View) *Store { return NewLive(p).Wrap(next, v) }
 
 // MaxKeyLength implements store.KeyLimiter: keys of a map may be as long as
 // the map allows.
 func (s *Store) MaxKeyLength(key []byte) int {
-	if m := s.p.Lookup(key); m != nil {
+	p := s.live.Load()
+	if m := p.Lookup(key); m != nil {
 		return m.MaxKeyLength
 	}
-	return s.p.storeKeyLimit
+	return p.storeKeyLimit
 }
 
 // route finds key's map and checks the view; write says whether the request
 // changes data.
-func (s *Store) route(key []byte, write bool) (*Map, error) {
+func (s *Store) route(key []byte, write bool) (*Map, *Policy, error) {
 	if write && s.v.ReadOnly {
-		return nil, &store.ClientError{Msg: "this listener is read-only"}
+		return nil, nil, &store.ClientError{Msg: "this listener is read-only"}
 	}
-	m := s.p.Lookup(key)
+	p := s.live.Load()
+	m := p.Lookup(key)
 	switch {
-	case m == nil && s.p.rejectUnknown:
-		return nil, &store.ClientError{Msg: fmt.Sprintf("key prefix %q matches no map", prefixOf(key))}
+	case m == nil && p.rejectUnknown:
+		return nil, nil, &store.ClientError{Msg: fmt.Sprintf("key prefix %q matches no map", prefixOf(key))}
 	case m == nil && s.v.Maps != nil:
-		return nil, &store.ClientError{Msg: fmt.Sprintf("key prefix %q matches no map served on this listener", prefixOf(key))}
+		return nil, nil, &store.ClientError{Msg: fmt.Sprintf("key prefix %q matches no map served on this listener", prefixOf(key))}
 	case m != nil && s.v.Maps != nil && !s.v.Maps[m.Name]:
-		return nil, &store.ClientError{Msg: fmt.Sprintf("map %s is not served on this listener", m.Name)}
+		return nil, nil, &store.ClientError{Msg: fmt.Sprintf("map %s is not served on this listener", m.Name)}
 	}
-	return m, nil
+	return m, p, nil
 }
 
 // isCleanup reports whether key is the map's dict_cache cleanup marker.
@@ -76,26 +112,26 @@ func isCleanup(m *Map, key []byte) bool {
 	return len(key) == len(m.Prefix)+len(CleanupKey) && string(key[len(m.Prefix):]) == CleanupKey
 }
 
-func (s *Store) key(m *Map, key []byte) ([]byte, func()) {
-	if m == nil || len(key) <= s.p.storeKeyLimit {
+func (s *Store) key(p *Policy, m *Map, key []byte) ([]byte, func()) {
+	if m == nil || len(key) <= p.storeKeyLimit {
 		return key, func() {}
 	}
 	bp := s.bufs.Get().(*[]byte)
-	*bp = s.p.storageKey(m, key, *bp)
+	*bp = p.storageKey(m, key, *bp)
 	return *bp, func() { s.bufs.Put(bp) }
 }
 
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
-	m, err := s.route(key, false)
+	m, p, err := s.route(key, false)
 	if err != nil {
 		return store.Item{}, err
 	}
-	k, done := s.key(m, key)
+	k, done := s.key(p, m, key)
 	defer done()
 	it, err := s.next.Get(ctx, k, buf, now)
 	if err == nil && m != nil && m.Typed() && !isCleanup(m, key) {
-		s.p.observeRead(m, it.Value, now)
+		p.observeRead(m, it.Value, now)
 	}
 	return it, err
 }
@@ -104,11 +140,11 @@ func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item
 // exptime is ignored (client_ttl: ignore) or may only shorten the record
 // (client_ttl: cap).
 func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
-	m, err := s.route(key, true)
+	m, p, err := s.route(key, true)
 	if err != nil {
 		return store.Item{}, err
 	}
-	k, done := s.key(m, key)
+	k, done := s.key(p, m, key)
 	defer done()
 	if m == nil || m.Rule.Kind == ttl.Passthrough || isCleanup(m, key) {
 		return s.next.Touch(ctx, k, deadline, buf, now)
@@ -122,11 +158,11 @@ func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 
 // Store implements store.Store: the record's value decides its lifetime.
 func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
-	m, err := s.route(it.Key, true)
+	m, p, err := s.route(it.Key, true)
 	if err != nil {
 		return 0, err
 	}
-	k, done := s.key(m, it.Key)
+	k, done := s.key(p, m, it.Key)
 	defer done()
 	if m != nil && !isCleanup(m, it.Key) {
 		if m.Typed() && (mode == store.Append || mode == store.Prepend) {
@@ -139,7 +175,7 @@ func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 		if !keep {
 			deadline = 1 // dead by the map's rules: answered STORED, kept nowhere
 		} else if deadline != 0 {
-			s.p.observeLifetime(m, deadline-now)
+			p.observeLifetime(m, deadline-now)
 		}
 		it.Deadline = deadline
 	}
@@ -149,25 +185,25 @@ func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
-	m, err := s.route(key, true)
+	m, p, err := s.route(key, true)
 	if err != nil {
 		return err
 	}
-	k, done := s.key(m, key)
+	k, done := s.key(p, m, key)
 	defer done()
 	return s.next.Delete(ctx, k, now)
 }
 
 // Incr implements store.Store; records of typed maps are not counters.
 func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
-	m, err := s.route(key, true)
+	m, p, err := s.route(key, true)
 	if err != nil {
 		return 0, err
 	}
 	if m != nil && m.Typed() && !isCleanup(m, key) {
 		return 0, &store.ClientError{Msg: fmt.Sprintf("map %s: incr and decr would corrupt %s records", m.Name, m.Rule.Kind)}
 	}
-	k, done := s.key(m, key)
+	k, done := s.key(p, m, key)
 	defer done()
 	return s.next.Incr(ctx, k, delta, decr, now)
 }

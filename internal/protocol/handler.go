@@ -59,6 +59,8 @@ type Handler struct {
 }
 
 type shared struct {
+	maxKey     atomic.Int64 // limits that a reload may change
+	maxItem    atomic.Int64
 	started    time.Time
 	Stats      Counters
 	flushMu    sync.Mutex
@@ -89,6 +91,7 @@ func NewHandler(st store.Store, o Options) *Handler {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{opts: o, shared: &shared{started: time.Now()}}
+	h.SetLimits(o.MaxKeyLength, o.MaxItemSize)
 	h.setStore(st)
 	return h
 }
@@ -105,6 +108,13 @@ func (h *Handler) setStore(st store.Store) {
 	h.store = st
 	h.limiter, _ = st.(store.KeyLimiter)
 	h.classifier, _ = st.(store.Classifier)
+}
+
+// SetLimits changes the key and item size limits for every session of the
+// handler's family, from their next request on.
+func (h *Handler) SetLimits(maxKeyLength, maxItemSize int) {
+	h.maxKey.Store(int64(maxKeyLength))
+	h.maxItem.Store(int64(maxItemSize))
 }
 
 // Counters returns the statistics shared by the handler's family.

@@ -333,7 +333,7 @@ func (s *Session) metaSet(t [][]byte, n, nt int) error {
 	}
 	now := s.now()
 	s.h.Stats.CmdSet.Add(1)
-	if store.ItemSize(len(f.key), int(vlen), f.flags) > s.h.opts.MaxItemSize {
+	if store.ItemSize(len(f.key), int(vlen), f.flags) > int(s.h.maxItem.Load()) {
 		s.h.Stats.StoreTooLarge.Add(1)
 		s.h.store.Delete(s.ctx, f.key, now)
 		return fail("SERVER_ERROR object too large for cache")

@@ -366,7 +366,7 @@ func (s *Session) setNoreply(t [][]byte, n int) {
 }
 
 func (s *Session) keyTooLong(key []byte) bool {
-	if len(key) <= s.h.opts.MaxKeyLength {
+	if len(key) <= int(s.h.maxKey.Load()) {
 		return false
 	}
 	return s.h.limiter == nil || len(key) > s.h.limiter.MaxKeyLength(key)
@@ -528,7 +528,7 @@ func (s *Session) update(t [][]byte, n int, mode store.Mode) error {
 	now := s.now()
 	s.h.Stats.CmdSet.Add(1)
 	// The key lives in s.line, which reading the data block does not touch.
-	if store.ItemSize(len(key), int(vlen), flags) > s.h.opts.MaxItemSize {
+	if store.ItemSize(len(key), int(vlen), flags) > int(s.h.maxItem.Load()) {
 		s.h.Stats.StoreTooLarge.Add(1)
 		s.count(modeNames[mode], key, "refused")
 		s.reply(rTooLarge)

@@ -34,8 +34,8 @@ func (s *Session) stats(t [][]byte, n int) {
 			out = append(out, crlf...)
 		}
 		add("maxconns", "0")
-		add("item_size_max", strconv.Itoa(s.h.opts.MaxItemSize))
-		add("key_max_length", strconv.Itoa(s.h.opts.MaxKeyLength))
+		add("item_size_max", strconv.Itoa(int(s.h.maxItem.Load())))
+		add("key_max_length", strconv.Itoa(int(s.h.maxKey.Load())))
 		add("evictions", "on")
 		add("cas_enabled", "yes")
 		s.out = append(out, rEnd...)

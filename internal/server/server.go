@@ -32,6 +32,8 @@ type Options struct {
 // its own protocol handler (a listener may see only some maps).
 type Server struct {
 	opts     Options
+	maxConns atomic.Int64 // limits that a reload may change
+	idle     atomic.Int64 // idle timeout, nanoseconds
 	log      *slog.Logger
 	mu       sync.Mutex
 	lns      []net.Listener
@@ -48,7 +50,16 @@ func New(o Options) *Server {
 	if o.UnixSocketMode == 0 {
 		o.UnixSocketMode = 0o660
 	}
-	return &Server{opts: o, log: o.Logger, conns: map[net.Conn]struct{}{}}
+	s := &Server{opts: o, log: o.Logger, conns: map[net.Conn]struct{}{}}
+	s.SetLimits(o.MaxConnections, o.IdleTimeout)
+	return s
+}
+
+// SetLimits changes the connection limit (for new connections) and the idle
+// timeout (for every connection's next read).
+func (s *Server) SetLimits(maxConnections int, idle time.Duration) {
+	s.maxConns.Store(int64(maxConnections))
+	s.idle.Store(int64(idle))
 }
 
 // Listen opens an address: "host:port" for TCP or "unix:/path" for a unix
@@ -112,13 +123,13 @@ func (s *Server) Serve(ln net.Listener, h *protocol.Handler) error {
 func (s *Server) handle(c net.Conn, h *protocol.Handler) {
 	st := h.Counters()
 	st.TotalConnections.Add(1)
-	if st.CurrConnections.Add(1) > int64(s.opts.MaxConnections) && s.opts.MaxConnections > 0 {
+	if max := s.maxConns.Load(); st.CurrConnections.Add(1) > max && max > 0 {
 		st.CurrConnections.Add(-1)
 		st.RejectedConnections.Add(1)
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		c.Write(protocol.TooManyConnections())
 		c.Close()
-		s.log.Warn("connection refused: too many open connections", "remote", c.RemoteAddr().String(), "max_connections", s.opts.MaxConnections)
+		s.log.Warn("connection refused: too many open connections", "remote", c.RemoteAddr().String(), "max_connections", s.maxConns.Load())
 		return
 	}
 	s.mu.Lock()
@@ -140,12 +151,12 @@ func (s *Server) handle(c net.Conn, h *protocol.Handler) {
 			st.CurrConnections.Add(-1)
 			c.Close()
 		}()
-		sess := h.NewSession(context.Background(), &idleReader{c: c, timeout: s.opts.IdleTimeout, draining: &s.draining}, c)
+		sess := h.NewSession(context.Background(), &idleReader{c: c, idle: &s.idle, draining: &s.draining}, c)
 		err := sess.Serve()
 		switch {
 		case err == nil, errors.Is(err, protocol.ErrQuit), isClosed(err), s.draining.Load():
 		case errors.Is(err, errIdle):
-			s.log.Info("closed idle connection", "remote", remote(c), "idle_timeout", s.opts.IdleTimeout)
+			s.log.Info("closed idle connection", "remote", remote(c), "idle_timeout", time.Duration(s.idle.Load()))
 		default:
 			s.log.Info("closed connection", "remote", remote(c), "reason", err.Error())
 		}
@@ -197,7 +208,7 @@ var errIdle = errors.New("idle timeout")
 // the server drains.
 type idleReader struct {
 	c        net.Conn
-	timeout  time.Duration
+	idle     *atomic.Int64 // the server's idle timeout, nanoseconds
 	draining *atomic.Bool
 	deadline time.Time // the read deadline last set
 }
@@ -211,9 +222,12 @@ func (r *idleReader) Read(p []byte) (int, error) {
 	if r.draining.Load() {
 		return 0, errDraining
 	}
-	if r.timeout > 0 {
-		if now := time.Now(); r.deadline.Sub(now) < r.timeout-deadlineSlack || r.timeout <= deadlineSlack {
-			r.deadline = now.Add(r.timeout)
+	if timeout := time.Duration(r.idle.Load()); timeout > 0 {
+		now := time.Now()
+		// Move the deadline when it has drifted, or at once when a reload
+		// shortened the timeout.
+		if left := r.deadline.Sub(now); left < timeout-deadlineSlack || left > timeout || timeout <= deadlineSlack {
+			r.deadline = now.Add(timeout)
 			r.c.SetReadDeadline(r.deadline)
 		}
 	}
