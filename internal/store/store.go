@@ -6,6 +6,9 @@ package store
 import (
 	"context"
 	"errors"
+	"strconv"
+
+	"github.com/repcache/repcache/internal/cstrconv"
 )
 
 // Item is one cache record.
@@ -115,4 +118,31 @@ type Op struct {
 // (the policy layer), so that metrics can be labelled by map.
 type Classifier interface {
 	MapOf(key []byte) string
+}
+
+// Incremented applies memcached's incr/decr to a stored value: the value
+// must be a decimal number as memcached parses it; incr wraps at 2^64, decr
+// stops at 0. It returns the new number and the new value, padded with
+// spaces to the old length when shorter, as memcached rewrites it in place.
+func Incremented(old []byte, delta uint64, decr bool) (uint64, []byte, error) {
+	if len(old) == 0 {
+		return 0, nil, ErrNonNumeric
+	}
+	v, ok := cstrconv.ParseUint64(old)
+	if !ok {
+		return 0, nil, ErrNonNumeric
+	}
+	switch {
+	case !decr:
+		v += delta
+	case delta > v:
+		v = 0
+	default:
+		v -= delta
+	}
+	res := strconv.AppendUint(make([]byte, 0, max(20, len(old))), v, 10)
+	for len(res) < len(old) {
+		res = append(res, ' ')
+	}
+	return v, res, nil
 }

@@ -74,7 +74,6 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
-	"github.com/repcache/repcache/internal/cstrconv"
 	"github.com/repcache/repcache/internal/store"
 )
 
@@ -482,27 +481,11 @@ func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, n
 		if cur == nil {
 			return store.Item{}, store.ErrNotFound
 		}
-		old := cur.Value
-		if len(old) == 0 {
-			return store.Item{}, store.ErrNonNumeric
-		}
-		n, ok := cstrconv.ParseUint64(old)
-		if !ok {
-			return store.Item{}, store.ErrNonNumeric
-		}
-		switch {
-		case !decr:
-			n += delta
-		case delta > n:
-			n = 0
-		default:
-			n -= delta
+		n, res, err := store.Incremented(cur.Value, delta, decr)
+		if err != nil {
+			return store.Item{}, err
 		}
 		v = n
-		res := strconv.AppendUint(make([]byte, 0, max(20, len(old))), n, 10)
-		for len(res) < len(old) {
-			res = append(res, ' ')
-		}
 		return store.Item{Value: res, Flags: cur.Flags, Deadline: cur.Deadline, CAS: s.cas.Next()}, nil
 	})
 	return v, err

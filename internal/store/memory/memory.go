@@ -18,12 +18,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/repcache/repcache/internal/cstrconv"
 	"github.com/repcache/repcache/internal/store"
 )
 
@@ -286,29 +284,13 @@ func (s *Store) Incr(_ context.Context, key []byte, delta uint64, decr bool, now
 		return 0, store.ErrNotFound
 	}
 	old := sh.value(p)
-	if len(old) == 0 {
-		return 0, store.ErrNonNumeric
+	v, res, err := store.Incremented(old, delta, decr)
+	if err != nil {
+		return 0, err
 	}
-	v, ok := cstrconv.ParseUint64(old)
-	if !ok {
-		return 0, store.ErrNonNumeric
-	}
-	switch {
-	case !decr:
-		v += delta
-	case delta > v:
-		v = 0
-	default:
-		v -= delta
-	}
-	var num [20]byte
-	res := strconv.AppendUint(num[:0], v, 10)
 	cas := s.cas.Add(1)
-	if len(res) <= len(old) {
-		n := copy(old, res)
-		for i := n; i < len(old); i++ {
-			old[i] = ' '
-		}
+	if len(res) == len(old) {
+		copy(old, res)
 		binary.LittleEndian.PutUint64(sh.ring[p+offCAS:], cas)
 		return v, nil
 	}

@@ -62,7 +62,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
-	"github.com/repcache/repcache/internal/cstrconv"
 	"github.com/repcache/repcache/internal/store"
 )
 
@@ -411,22 +410,11 @@ func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, n
 			if !found || expired(r.deadline, now) {
 				return store.ErrNotFound
 			}
-			v, ok := cstrconv.ParseUint64([]byte(r.value))
-			if !ok {
-				return store.ErrNonNumeric
+			v, resb, err := store.Incremented([]byte(r.value), delta, decr)
+			if err != nil {
+				return err
 			}
-			switch {
-			case !decr:
-				v += delta
-			case delta > v:
-				v = 0
-			default:
-				v -= delta
-			}
-			res := strconv.FormatUint(v, 10)
-			if len(res) < len(r.value) {
-				res += strings.Repeat(" ", len(r.value)-len(res))
-			}
+			res := string(resb)
 			cas := strconv.FormatUint(s.cas.Next(), 10)
 			_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 				p.HSet(ctx, k, "v", res, "c", cas)
