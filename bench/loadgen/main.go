@@ -12,6 +12,9 @@
 //	          then a version round-trip and a get per connection as a sync
 //	latency   random gets of present keys, one in flight per connection,
 //	          each timed; prints p50/p90/p99/p99.9/max
+//	setlatency  sets of distinct keys PREFIX10.x.y.z (18-byte value), one in
+//	          flight per connection, each timed until STORED; prints
+//	          p50/p90/p99/p99.9/max
 //	keys      print the IPs (10.x.y.z) of records, one per line
 //	gcstats   summarise GODEBUG=gctrace=1 output: STW pause per cycle
 //	wait      wait until a server answers "version"
@@ -51,6 +54,8 @@ commands:
             set N postscreen records (pipelined, noreply), then sync
   latency   -addr HOST:PORT -n N [-start 0] [-stride 1] [-gets 200000] [-conns 4]
             time random gets of the N loaded records, one in flight per conn
+  setlatency -addr HOST:PORT -prefix P -n N [-start 0] [-stride 1] [-conns 4]
+            time N sets of distinct keys P10.x.y.z, one in flight per conn
   keys      -n N [-start 0] [-stride 1]
             print the records' IPs, one per line (postmap -q - input)
   gcstats   [-file F]   parse GODEBUG=gctrace=1 lines (stdin if no -file)
@@ -75,6 +80,8 @@ func main() {
 		err = cmdLoad(args)
 	case "latency":
 		err = cmdLatency(args)
+	case "setlatency":
+		err = cmdSetLatency(args)
 	case "keys":
 		err = cmdKeys(args)
 	case "gcstats":
@@ -453,6 +460,116 @@ func latencyConn(addr string, rs *recordSet, n int, rng *rand.Rand, done *atomic
 		}
 	}
 	return lat, misses, nil
+}
+
+func cmdSetLatency(args []string) error {
+	fs := flag.NewFlagSet("setlatency", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:11211", "server address")
+	conns := fs.Int("conns", 4, "connections, one request in flight on each")
+	prefix := fs.String("prefix", "plain:", "key prefix (keys are PREFIX10.x.y.z)")
+	exptime := fs.Int("exptime", 0, "exptime of every set")
+	quiet := fs.Bool("q", false, "no progress on stderr")
+	var rs recordSet
+	rs.register(fs)
+	fs.Lookup("n").DefValue, rs.n = "20000", 20000 // fewer than for load: every set is a round trip
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := rs.check(); err != nil {
+		return err
+	}
+	if *conns < 1 || rs.n < *conns {
+		return errors.New("need -conns >= 1 and -n >= -conns")
+	}
+	var done atomicCounter
+	stop := make(chan struct{})
+	if !*quiet {
+		go progress("setlatency", rs.n, &done, stop)
+	}
+	lat := make([][]time.Duration, *conns)
+	errs := make([]error, *conns)
+	begin := time.Now()
+	var wg sync.WaitGroup
+	for c := 0; c < *conns; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat[c], errs[c] = setLatencyConn(*addr, []byte(*prefix), *exptime, &rs, c, *conns, &done)
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	elapsed := time.Since(begin)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	us := func(q float64) string {
+		return strconv.FormatFloat(float64(quantile(all, q))/1e3, 'f', 1, 64)
+	}
+	fmt.Printf("setlatency sets=%d conns=%d seconds=%.3f rate=%.0f p50_us=%s p90_us=%s p99_us=%s p999_us=%s max_us=%s\n",
+		len(all), *conns, elapsed.Seconds(), float64(len(all))/elapsed.Seconds(), us(0.50), us(0.90), us(0.99), us(0.999), us(1))
+	return nil
+}
+
+// setLatencyConn sets the records c, c+conns, ... of rs (key prefix +
+// 10.x.y.z, value Value) on one connection, one at a time, timing each from
+// the write of the request to the end of the STORED reply. Any other reply
+// fails the run.
+func setLatencyConn(addr string, prefix []byte, exptime int, rs *recordSet, c, conns int, done *atomicCounter) ([]time.Duration, error) {
+	conn, err := dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	r := bufio.NewReaderSize(conn, 4<<10)
+	lat := make([]time.Duration, 0, (rs.n-c+conns-1)/conns)
+	req := make([]byte, 0, 128)
+	sent := 0
+	for k := c; k < rs.n; k += conns {
+		req = appendSet(req[:0], prefix, rs.index(k), exptime)
+		t0 := time.Now()
+		if _, err := conn.Write(req); err != nil {
+			return nil, err
+		}
+		err := readStored(r)
+		lat = append(lat, time.Since(t0))
+		if err != nil {
+			return nil, fmt.Errorf("set %s%s: %w", prefix, appendIP(nil, rs.index(k)), err)
+		}
+		if sent++; sent == 1024 {
+			done.add(sent)
+			sent = 0
+		}
+	}
+	done.add(sent)
+	return lat, nil
+}
+
+// appendSet appends "set PREFIX10.x.y.z 0 EXPTIME 18\r\nVALUE\r\n" for record i.
+func appendSet(b, prefix []byte, i, exptime int) []byte {
+	b = append(b, "set "...)
+	b = appendIP(append(b, prefix...), i)
+	b = append(b, " 0 "...)
+	b = strconv.AppendInt(b, int64(exptime), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(len(Value)), 10)
+	b = append(b, "\r\n"...)
+	b = append(b, Value...)
+	return append(b, "\r\n"...)
+}
+
+// readStored reads one reply line and fails unless it is STORED.
+func readStored(r *bufio.Reader) error {
+	line, err := r.ReadSlice('\n')
+	if err != nil {
+		return err
+	}
+	if string(line) != "STORED\r\n" {
+		return fmt.Errorf("reply %q, want STORED", bytes.TrimRight(line, "\r\n"))
+	}
+	return nil
 }
 
 // quantile returns the nearest-rank q-quantile of sorted (q=1 is the max).

@@ -152,7 +152,9 @@ type MemcachedConfig struct {
 	Servers []string `koanf:"servers"`
 	// Timeout bounds every memcached call. Default 100ms.
 	Timeout time.Duration `koanf:"timeout"`
-	// MaxIdleConns is the idle connection pool size per server. Default 16.
+	// MaxIdleConns is the idle connection pool size per server; below the
+	// number of concurrent requests, connections are closed and reopened
+	// all the time. Default 128.
 	MaxIdleConns int `koanf:"max_idle_conns"`
 }
 
@@ -203,7 +205,7 @@ func Default() *Config {
 		Cache: CacheConfig{
 			Backend:   "memory",
 			Memory:    MemoryConfig{MaxBytes: 64 * MiB},
-			Memcached: MemcachedConfig{Servers: []string{}, Timeout: 100 * time.Millisecond, MaxIdleConns: 16},
+			Memcached: MemcachedConfig{Servers: []string{}, Timeout: 100 * time.Millisecond, MaxIdleConns: 128},
 		},
 		Backup: BackupConfig{
 			Backend:   "none",

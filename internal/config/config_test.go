@@ -76,7 +76,7 @@ func TestDefaults(t *testing.T) {
 		UnknownKeys: "allow",
 		OnError:     "miss",
 	}
-	want.Cache.Memcached = MemcachedConfig{Servers: []string{}, Timeout: 100 * time.Millisecond, MaxIdleConns: 16}
+	want.Cache.Memcached = MemcachedConfig{Servers: []string{}, Timeout: 100 * time.Millisecond, MaxIdleConns: 128}
 	want.Backup = BackupConfig{Backend: "none", QueueSize: 10000,
 		Redis: RedisConfig{Addrs: []string{}, KeyPrefix: "repcache:", Timeout: 100 * time.Millisecond}}
 	if got := Default(); !reflect.DeepEqual(got, want) {

@@ -30,8 +30,12 @@ type GuardOptions struct {
 
 // Guard wraps a remote backend so that an outage costs a client at most one
 // Timeout, and, once the breaker opens, nothing: calls fail at once until a
-// probe succeeds. A call runs in its own goroutine, so a backend that ignores
-// its context (a hung peer) still cannot hold the caller past Timeout.
+// probe succeeds. Each call gets a context deadline; the backend clients
+// enforce it on their sockets too (gomemcache's Timeout, go-redis's read and
+// write timeouts), so a hung peer cannot hold a caller past it. Running each
+// call in its own goroutine would also cover a backend that ignored both,
+// but cost every request a goroutine and a channel; the backends here do not
+// need it.
 type Guard struct {
 	metrics *GuardMetrics
 	name    string
@@ -112,14 +116,11 @@ func (g *Guard) callWithin(ctx context.Context, op string, timeout time.Duration
 	v, err := g.cb.Execute(func() (any, error) {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		done := make(chan result, 1)
-		go func() { done <- f(ctx) }()
-		select {
-		case r := <-done:
-			return r, r.err
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%s: no answer within %v: %w", g.name, timeout, ctx.Err())
+		r := f(ctx)
+		if r.err != nil && ctx.Err() != nil && !isAnswer(r.err) {
+			r.err = fmt.Errorf("%s: no answer within %v: %w", g.name, timeout, r.err)
 		}
+		return r, r.err
 	})
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		return result{err: fmt.Errorf("%s: %w", g.name, ErrUnavailable)}
@@ -130,30 +131,23 @@ func (g *Guard) callWithin(ctx context.Context, op string, timeout time.Duration
 	return result{err: err}
 }
 
-// The value buffer is only handed back after the call finished: a call cut
-// off by its deadline keeps running and must not write into the caller's.
-
 func (g *Guard) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
-	k := append([]byte(nil), key...)
 	r := g.call(ctx, "get", func(ctx context.Context) result {
-		it, err := g.next.Get(ctx, k, nil, now)
+		it, err := g.next.Get(ctx, key, buf, now)
 		return result{it: it, err: err}
 	})
-	return withBuf(r.it, key, buf), r.err
+	return r.it, r.err
 }
 
 func (g *Guard) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
-	k := append([]byte(nil), key...)
 	r := g.call(ctx, "touch", func(ctx context.Context) result {
-		it, err := g.next.Touch(ctx, k, deadline, nil, now)
+		it, err := g.next.Touch(ctx, key, deadline, buf, now)
 		return result{it: it, err: err}
 	})
-	return withBuf(r.it, key, buf), r.err
+	return r.it, r.err
 }
 
 func (g *Guard) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
-	it.Key = append([]byte(nil), it.Key...)
-	it.Value = append([]byte(nil), it.Value...)
 	r := g.call(ctx, "store", func(ctx context.Context) result {
 		n, err := g.next.Store(ctx, mode, it, now)
 		return result{n: n, err: err}
@@ -162,14 +156,12 @@ func (g *Guard) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 }
 
 func (g *Guard) Delete(ctx context.Context, key []byte, now int64) error {
-	k := append([]byte(nil), key...)
-	return g.call(ctx, "delete", func(ctx context.Context) result { return result{err: g.next.Delete(ctx, k, now)} }).err
+	return g.call(ctx, "delete", func(ctx context.Context) result { return result{err: g.next.Delete(ctx, key, now)} }).err
 }
 
 func (g *Guard) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
-	k := append([]byte(nil), key...)
 	r := g.call(ctx, "incr", func(ctx context.Context) result {
-		n, err := g.next.Incr(ctx, k, delta, decr, now)
+		n, err := g.next.Incr(ctx, key, delta, decr, now)
 		return result{n: n, err: err}
 	})
 	return r.n, r.err
@@ -218,12 +210,4 @@ func (g *Guard) ApplyBatch(ctx context.Context, ops []store.Op, now int64) []err
 		return errs
 	}
 	return got
-}
-
-func withBuf(it store.Item, key, buf []byte) store.Item {
-	if it.Value != nil {
-		it.Value = append(buf, it.Value...)
-	}
-	it.Key = key
-	return it
 }

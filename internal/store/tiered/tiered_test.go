@@ -223,7 +223,11 @@ type counting struct {
 
 func (c *counting) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
 	c.gets.Add(1)
-	<-c.gate
+	select {
+	case <-c.gate:
+	case <-ctx.Done(): // a hung peer: the client's socket deadline fires
+		return store.Item{}, ctx.Err()
+	}
 	return c.inner.Get(ctx, key, buf, now)
 }
 
