@@ -2,7 +2,6 @@ package dashboards
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,24 +27,6 @@ func buildRepcache(t *testing.T) string {
 	return bin
 }
 
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // repcache is one running repcache: its memcache listener and its admin
 // listener (where /metrics is).
 type repcache struct {
@@ -62,7 +42,7 @@ func startRepcache(t *testing.T, bin string, flags ...string) repcache {
 		admin: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 	}
 	args := append([]string{"--listen", r.addr, "--admin.listen", r.admin}, flags...)
-	out := &syncBuffer{}
+	out := &testenv.SyncBuffer{}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	cmd.Stdout, cmd.Stderr = out, out
