@@ -47,3 +47,6 @@ fuzz ./internal/ttl FuzzDeadline
 
 step "unit, differential and acceptance tests (race detector on)"
 go test -race -count=1 -timeout 10m ./...
+
+step "Helm chart, Dockerfile and packaging (helm/; tools from the Go module proxy, cached)"
+scripts/helm-tools.sh >/dev/null && (cd helm && go vet ./... && go test -count=1 ./...)

@@ -1,0 +1,27 @@
+// The Helm chart's tests (chart_test.go) and the generator of the JSON
+// schemas they validate against (schemas/gen). A module of its own so the
+// main module never carries their dependencies; run with
+//
+//	scripts/helm-tools.sh && (cd helm && go test ./...)
+module github.com/repcache/repcache/helm
+
+go 1.26.8
+
+require (
+	github.com/moby/buildkit v0.34.2
+	github.com/moby/patternmatcher v0.6.1
+	go.yaml.in/yaml/v3 v3.0.5
+)
+
+require (
+	github.com/agext/levenshtein v1.2.3 // indirect
+	github.com/containerd/typeurl/v2 v2.3.0 // indirect
+	github.com/docker/go-units v0.5.0 // indirect
+	github.com/moby/docker-image-spec v1.3.1 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
+	github.com/pkg/errors v0.9.1 // indirect
+	github.com/planetscale/vtprotobuf v0.6.1-0.20240319094008-0393e58bdf10 // indirect
+	github.com/tonistiigi/go-csvvalue v0.0.0-20240814133006-030d3b2625d0 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
