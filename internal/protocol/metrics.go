@@ -8,8 +8,9 @@ import (
 
 // Metrics are the protocol layer's Prometheus metrics.
 type Metrics struct {
-	commands *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	commands  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	durations map[string]prometheus.Observer // per command, resolved once: the set is fixed
 }
 
 // NewMetrics creates and registers the protocol metrics.
@@ -26,6 +27,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"command"}),
 	}
 	reg.MustRegister(m.commands, m.duration)
+	m.durations = map[string]prometheus.Observer{}
+	for _, c := range commandNames {
+		m.durations[c] = m.duration.WithLabelValues(c)
+	}
 	return m
 }
 
@@ -54,6 +59,6 @@ func (s *Session) count(cmd string, key []byte, status string) {
 
 func (s *Session) observe(cmd string, start time.Time) {
 	if m := s.h.metrics; m != nil {
-		m.duration.WithLabelValues(cmd).Observe(time.Since(start).Seconds())
+		m.durations[cmd].Observe(time.Since(start).Seconds())
 	}
 }

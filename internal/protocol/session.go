@@ -198,13 +198,17 @@ func statusOf(err error) string {
 	return "error"
 }
 
+// commandNames are the commands observed in metrics.
+var commandNames = []string{"get", "gets", "gat", "gats", "set", "add", "replace", "append", "prepend", "cas",
+	"delete", "incr", "decr", "touch", "flush_all", "mg", "ms", "md", "ma"}
+
 // commandName is the metrics label of a command, for the commands
 // repcache serves; anything else is not observed.
 func commandName(cmd []byte) (string, bool) {
-	switch string(cmd) {
-	case "get", "gets", "gat", "gats", "set", "add", "replace", "append", "prepend", "cas",
-		"delete", "incr", "decr", "touch", "flush_all", "mg", "ms", "md", "ma":
-		return string(cmd), true
+	for _, c := range commandNames {
+		if string(cmd) == c {
+			return c, true
+		}
 	}
 	return "", false
 }
