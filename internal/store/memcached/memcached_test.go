@@ -538,6 +538,20 @@ func TestHungServer(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// The signal is delivered asynchronously: wait until the process is
+	// really stopped (state T in /proc), or a first request may still be served.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+		if err == nil {
+			if i := bytes.LastIndexByte(b, ')'); i > 0 && len(b) > i+2 && b[i+2] == 'T' {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("memcached did not stop after SIGSTOP")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	resumed := false
 	t.Cleanup(func() {
 		if !resumed {

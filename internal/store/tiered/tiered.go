@@ -98,14 +98,22 @@ type Store struct {
 	cache, backup store.Store
 	o             Options
 	sf            singleflight.Group
-	queue         chan store.Op
-	qmu           sync.RWMutex // enqueue (read) vs closing the queue (write)
+	queue         chan queued
+	qmu           sync.RWMutex  // enqueue (read) vs closing the queue (write)
+	applyMu       sync.Mutex    // applying a batch vs flushing the backup
+	gen           atomic.Uint64 // flush generation: writes queued before a flush_all are superseded by it
 	closing       bool
 	done          chan struct{}
 	Counts        Counters
 }
 
 var _ store.Store = (*Store)(nil)
+
+// queued is an async backup write and the flush generation it was issued in.
+type queued struct {
+	op  store.Op
+	gen uint64
+}
 
 // New combines cache and backup (which may be nil). The caller owns both
 // and closes them after Close.
@@ -127,7 +135,7 @@ func New(cache, backup store.Store, o Options) *Store {
 	}
 	s := &Store{cache: cache, backup: backup, o: o, done: make(chan struct{})}
 	if backup != nil {
-		s.queue = make(chan store.Op, o.QueueSize)
+		s.queue = make(chan queued, o.QueueSize)
 		go s.flusher()
 	} else {
 		close(s.done)
@@ -296,7 +304,7 @@ func (s *Store) enqueue(op store.Op) {
 		return
 	}
 	select {
-	case s.queue <- op:
+	case s.queue <- queued{op, s.gen.Load()}:
 	default:
 		s.Counts.AsyncDropped.Add(1)
 	}
@@ -308,22 +316,33 @@ func (s *Store) QueueLen() int { return len(s.queue) }
 // flusher applies queued backup writes in batches until the queue is closed.
 func (s *Store) flusher() {
 	defer close(s.done)
-	batch := make([]store.Op, 0, s.o.BatchSize)
-	for op := range s.queue {
-		batch = append(batch[:0], op)
+	batch := make([]queued, 0, s.o.BatchSize)
+	ops := make([]store.Op, 0, s.o.BatchSize)
+	for q := range s.queue {
+		batch = append(batch[:0], q)
 	fill:
 		for len(batch) < s.o.BatchSize {
 			select {
-			case op, ok := <-s.queue:
+			case q, ok := <-s.queue:
 				if !ok {
 					break fill
 				}
-				batch = append(batch, op)
+				batch = append(batch, q)
 			default:
 				break fill
 			}
 		}
-		s.apply(batch)
+		s.applyMu.Lock()
+		ops = ops[:0]
+		for _, q := range batch {
+			if q.gen == s.gen.Load() { // older ones were wiped by a flush_all
+				ops = append(ops, q.op)
+			}
+		}
+		if len(ops) > 0 {
+			s.apply(ops)
+		}
+		s.applyMu.Unlock()
 	}
 }
 
@@ -456,7 +475,13 @@ func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, n
 func (s *Store) Flush(ctx context.Context) error {
 	err := s.cache.Flush(ctx)
 	if s.backup != nil {
-		if berr := s.backup.Flush(ctx); berr != nil {
+		// Writes still queued were issued before the flush: they must not
+		// land after it. A batch being applied finishes first.
+		s.applyMu.Lock()
+		s.gen.Add(1)
+		berr := s.backup.Flush(ctx)
+		s.applyMu.Unlock()
+		if berr != nil {
 			s.Counts.BackupErrors.Add(1)
 			err = errors.Join(err, berr)
 		}
