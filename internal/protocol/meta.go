@@ -44,6 +44,8 @@ func parseMetaFlags(t [][]byte, start, n int, cmd byte) (metaFlags, bool) {
 	f := metaFlags{delta: 1, key: t[1]}
 	var seen [128]bool
 	hasError := false
+	// bad remembers a bad flag value; parsing goes on, as in memcached.
+	bad := func(msg string) { f.errReply, hasError = msg, true }
 	for i := start; i < n; i++ {
 		tok := t[i]
 		o := tok[0]
@@ -57,16 +59,14 @@ func parseMetaFlags(t [][]byte, start, n int, cmd byte) (metaFlags, bool) {
 		case 'b':
 			dec, err := base64.StdEncoding.DecodeString(string(t[1]))
 			if err != nil || len(dec) == 0 {
-				f.errReply = "CLIENT_ERROR error decoding key"
-				hasError = true
+				bad("CLIENT_ERROR error decoding key")
 			}
 			f.key = dec
 			f.base64 = true
 		case 'T':
 			v, ok := cstrconv.ParseInt32(arg)
 			if !ok {
-				f.errReply = "CLIENT_ERROR bad token in command line format"
-				hasError = true
+				bad("CLIENT_ERROR bad token in command line format")
 			}
 			f.ttl, f.hasTTL = v, true
 		case 'N':
@@ -76,8 +76,7 @@ func parseMetaFlags(t [][]byte, start, n int, cmd byte) (metaFlags, bool) {
 			}
 			v, ok := cstrconv.ParseInt32(arg)
 			if !ok {
-				f.errReply = "CLIENT_ERROR bad token in command line format"
-				hasError = true
+				bad("CLIENT_ERROR bad token in command line format")
 			}
 			f.vivTTL, f.vivify = v, true
 		case 'O', 'P', 'L', 'k', 's', 't', 'c', 'f', 'u':
@@ -94,29 +93,25 @@ func parseMetaFlags(t [][]byte, start, n int, cmd byte) (metaFlags, bool) {
 		case 'C':
 			v, ok := cstrconv.ParseUint64(arg)
 			if !ok {
-				f.errReply = "CLIENT_ERROR bad token in command line format"
-				hasError = true
+				bad("CLIENT_ERROR bad token in command line format")
 			}
 			f.cas, f.hasCAS = v, true
 		case 'M':
 			if len(tok) != 2 {
-				f.errReply = "CLIENT_ERROR incorrect length for M token"
-				hasError = true
+				bad("CLIENT_ERROR incorrect length for M token")
 			} else {
 				f.mode = tok[1]
 			}
 		case 'J':
 			v, ok := cstrconv.ParseUint64(arg)
 			if !ok {
-				f.errReply = "CLIENT_ERROR invalid numeric initial value"
-				hasError = true
+				bad("CLIENT_ERROR invalid numeric initial value")
 			}
 			f.initial = v
 		case 'D':
 			v, ok := cstrconv.ParseUint64(arg)
 			if !ok {
-				f.errReply = "CLIENT_ERROR invalid numeric delta value"
-				hasError = true
+				bad("CLIENT_ERROR invalid numeric delta value")
 			}
 			f.delta = v
 		default:

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -87,20 +86,13 @@ func StartPrometheus(t testing.TB, o PrometheusOptions) *PrometheusServer {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = p.out, p.out
-	// A killed test binary must not leave servers behind.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// Registered first, so it runs after run's cleanup has stopped the process.
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
 		if t.Failed() && p.out.String() != "" {
 			t.Logf("prometheus output:\n%s", p.out.String())
 		}
 	})
+	exited := run(t, cmd)
 	if err := p.waitReady(30*time.Second, exited); err != nil {
 		t.Fatalf("%s %q: %v\nconfig:\n%s\noutput:\n%s", bin, args, err, prometheusConfig(o), p.out.String())
 	}

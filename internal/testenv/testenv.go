@@ -60,10 +60,20 @@ func Start(t testing.TB, bin string, args []string, addr string) *exec.Cmd {
 	var out bytes.Buffer
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
-	// A killed test binary must not leave servers behind.
+	exited := run(t, cmd)
+	if err := WaitListening(addr, 10*time.Second, exited); err != nil {
+		t.Fatalf("%s %v: %v\noutput:\n%s", bin, args, err, out.String())
+	}
+	return cmd
+}
+
+// run starts cmd, kills it when the test ends, and reports its exit. A
+// killed test binary takes the process with it (Pdeathsig).
+func run(t testing.TB, cmd *exec.Cmd) <-chan error {
+	t.Helper()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
+		t.Fatalf("start %s: %v", cmd.Path, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -71,10 +81,7 @@ func Start(t testing.TB, bin string, args []string, addr string) *exec.Cmd {
 		cmd.Process.Kill()
 		<-exited
 	})
-	if err := WaitListening(addr, 10*time.Second, exited); err != nil {
-		t.Fatalf("%s %v: %v\noutput:\n%s", bin, args, err, out.String())
-	}
-	return cmd
+	return exited
 }
 
 // WaitListening polls addr until it accepts a connection, the process
