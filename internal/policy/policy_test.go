@@ -132,7 +132,7 @@ func TestMalformedRecordsAreRefused(t *testing.T) {
 	}
 	_, err = s.Store(context.Background(), store.Append, store.Item{Key: []byte("postscreen:192.0.2.9"), Value: []byte(";1")}, now)
 	clientError(t, err, "append")
-	_, err = s.Incr(context.Background(), []byte("postscreen:192.0.2.9"), 1, false, now)
+	_, err = s.Incr(context.Background(), []byte("postscreen:192.0.2.9"), store.IncrOptions{Delta: 1}, now)
 	clientError(t, err, "incr")
 }
 
@@ -169,7 +169,7 @@ func TestUnknownKeysAndViews(t *testing.T) {
 	ro := p.Wrap(mem, View{ReadOnly: true})
 	set(s, "verify:u@test.example", "0:0:1795000000:ok", 0)
 	clientError(t, set(ro, "verify:u@test.example", "0:0:1795000000:ok", 0), "read-only")
-	clientError(t, ro.Delete(context.Background(), []byte("verify:u@test.example"), now), "read-only")
+	clientError(t, ro.Delete(context.Background(), []byte("verify:u@test.example"), store.DeleteOptions{}, now), "read-only")
 	clientError(t, ro.Flush(context.Background()), "read-only")
 	if _, err := ro.Get(context.Background(), []byte("verify:u@test.example"), nil, now); err != nil {
 		t.Fatalf("read-only listener cannot read: %v", err)
@@ -228,14 +228,19 @@ func (r *routeProbe) Store(ctx context.Context, mode store.Mode, it store.Item, 
 	return r.next.Store(ctx, mode, it, now)
 }
 
-func (r *routeProbe) Delete(ctx context.Context, key []byte, now int64) error {
+func (r *routeProbe) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
 	r.record(ctx)
-	return r.next.Delete(ctx, key, now)
+	return r.next.Delete(ctx, key, o, now)
 }
 
-func (r *routeProbe) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
+func (r *routeProbe) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
 	r.record(ctx)
-	return r.next.Incr(ctx, key, delta, decr, now)
+	return r.next.Incr(ctx, key, o, now)
+}
+
+func (r *routeProbe) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	r.record(ctx)
+	return r.next.MetaGet(ctx, key, buf, o, now)
 }
 
 func (r *routeProbe) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
@@ -272,12 +277,12 @@ func TestRouteIsCarriedDown(t *testing.T) {
 			_, err := s.Store(ctx, store.Set, store.Item{Key: []byte("verify:u@test.example"), Value: []byte("0:0:1795000000:ok")}, now)
 			return err
 		}, vfRoute},
-		{func() error { return s.Delete(ctx, []byte("verify:u@test.example"), now) }, vfRoute},
+		{func() error { return s.Delete(ctx, []byte("verify:u@test.example"), store.DeleteOptions{}, now) }, vfRoute},
 		{func() error {
 			_, err := s.Store(ctx, store.Set, store.Item{Key: []byte("other"), Value: []byte("1")}, now)
 			return err
 		}, store.Route{}},
-		{func() error { _, err := s.Incr(ctx, []byte("other"), 1, false, now); return err }, store.Route{}},
+		{func() error { _, err := s.Incr(ctx, []byte("other"), store.IncrOptions{Delta: 1}, now); return err }, store.Route{}},
 	}
 	for i, st := range steps {
 		req.Route = store.Route{Map: "stale"}
@@ -294,7 +299,7 @@ func TestRouteIsCarriedDown(t *testing.T) {
 	// A refused request still names its map, for the protocol's metrics.
 	ro := NewLive(p).Wrap(probe, View{ReadOnly: true})
 	req.Route = store.Route{}
-	clientError(t, ro.Delete(ctx, []byte("verify:u@test.example"), now), "read-only")
+	clientError(t, ro.Delete(ctx, []byte("verify:u@test.example"), store.DeleteOptions{}, now), "read-only")
 	if req.Route != vfRoute {
 		t.Errorf("refused request route = %+v, want %+v", req.Route, vfRoute)
 	}
