@@ -29,9 +29,11 @@ type listenerSpec struct {
 }
 
 // build constructs the application cfg describes. Its collectors register
-// on reg; check-config and reload pass a scratch registry.
-func build(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*app, error) {
-	a := &app{live: policy.NewLive(newPolicy(cfg))}
+// on reg and its policy records into pm (created once per process, as a
+// reload builds a new policy); check-config and reload pass a scratch
+// registry and no policy metrics.
+func build(cfg *config.Config, pm *policy.Metrics, log *slog.Logger, reg prometheus.Registerer) (*app, error) {
+	a := &app{live: policy.NewLive(newPolicy(cfg, pm))}
 	// Addresses in listen serve every map; listeners entries may narrow that.
 	for _, addr := range cfg.Listen {
 		a.listeners = append(a.listeners, listenerSpec{addr: addr})
@@ -55,20 +57,22 @@ func build(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*ap
 
 // check builds cfg as serving would and releases what it built: the error
 // is what serving would refuse to start with.
-func check(cfg *config.Config) (*policy.Policy, error) {
-	a, err := build(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+func check(cfg *config.Config) error {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a, err := build(cfg, nil, quiet, prometheus.NewRegistry())
 	if err != nil {
-		return nil, err
+		return err
 	}
-	a.tiers.closeAll(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	return a.live.Load(), nil
+	a.tiers.closeAll(context.Background(), quiet)
+	return nil
 }
 
-// newPolicy builds the map policy the configuration describes.
-func newPolicy(cfg *config.Config) *policy.Policy {
+// newPolicy builds the map policy the configuration describes, recording
+// into pm when it is not nil.
+func newPolicy(cfg *config.Config, pm *policy.Metrics) *policy.Policy {
 	maps := make([]policy.Map, len(cfg.Maps))
 	for i, m := range cfg.Maps {
 		maps[i] = policy.Map{Name: m.Name, Prefix: m.Prefix, Rule: m.Rule(), MaxKeyLength: m.MaxKeyLength, Route: m.Route()}
 	}
-	return policy.New(maps, policy.Options{RejectUnknown: cfg.UnknownKeys == "reject", StoreKeyLimit: cfg.Limits.MaxKeyLength})
+	return policy.New(maps, policy.Options{RejectUnknown: cfg.UnknownKeys == "reject", StoreKeyLimit: cfg.Limits.MaxKeyLength, Metrics: pm})
 }

@@ -108,7 +108,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "check-config":
-		if _, err := check(cfg); err != nil {
+		if err := check(cfg); err != nil {
 			fmt.Fprintf(stderr, "repcache: %v\n", err)
 			return 1
 		}
@@ -121,7 +121,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "inspect", "import", "postfix-check":
-		pol := newPolicy(cfg)
+		pol := newPolicy(cfg, nil)
 		var err error
 		if op.addr == "" {
 			op.addr = defaultAddr(cfg)
@@ -146,13 +146,14 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	level.Set(cfg.LogLevel())
 	log := newLogger(cfg, stderr, level)
 	reg, reloads := newRegistry()
-	a, err := build(cfg, log, reg)
+	pm := policy.NewMetrics(reg)
+	a, err := build(cfg, pm, log, reg)
 	if err != nil {
 		// The same words check-config says for this configuration.
 		fmt.Fprintf(stderr, "repcache: %v\n", err)
 		return 1
 	}
-	if err := serve(cfg, a, reg, reloads, log, level, func() (*config.Config, error) { return config.Load(fs, environ) }); err != nil {
+	if err := serve(cfg, a, pm, reg, reloads, log, level, func() (*config.Config, error) { return config.Load(fs, environ) }); err != nil {
 		log.Error("repcache stopped", "err", err)
 		return 1
 	}
@@ -171,9 +172,8 @@ func newLogger(cfg *config.Config, w io.Writer, level *slog.LevelVar) *slog.Logg
 // serve runs a, built from cfg with its collectors on reg, until SIGTERM or
 // SIGINT; reload loads the configuration afresh (same file, environment
 // and flags) on SIGHUP and when the file changes.
-func serve(cfg *config.Config, a *app, reg *prometheus.Registry, reloads reloadMetrics, log *slog.Logger, level *slog.LevelVar, reload func() (*config.Config, error)) error {
+func serve(cfg *config.Config, a *app, pm *policy.Metrics, reg *prometheus.Registry, reloads reloadMetrics, log *slog.Logger, level *slog.LevelVar, reload func() (*config.Config, error)) error {
 	live, st := a.live, a.tiers
-	live.Load().NewMetrics(reg)
 	h := protocol.NewHandler(live.Wrap(st.store, policy.View{}), protocol.Options{
 		MaxKeyLength:  cfg.Limits.MaxKeyLength,
 		MaxItemSize:   int(cfg.Limits.MaxItemSize),
@@ -242,9 +242,8 @@ func serve(cfg *config.Config, a *app, reg *prometheus.Registry, reloads reloadM
 
 	apply := func(reason string) {
 		next, err := reload()
-		var np *policy.Policy
 		if err == nil {
-			np, err = check(next)
+			err = check(next)
 		}
 		if err != nil {
 			reloads.failure.Inc()
@@ -254,6 +253,7 @@ func serve(cfg *config.Config, a *app, reg *prometheus.Registry, reloads reloadM
 		for _, field := range restartOnly(cfg, next) {
 			log.Warn("configuration change needs a restart to take effect", "field", field)
 		}
+		np := newPolicy(next, pm)
 		live.Swap(np)
 		h.SetLimits(next.Limits.MaxKeyLength, int(next.Limits.MaxItemSize))
 		srv.SetLimits(next.Limits.MaxConnections, next.Limits.IdleTimeout)

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"github.com/repcache/repcache/internal/config"
 	"github.com/repcache/repcache/internal/testenv"
 )
 
@@ -318,5 +322,26 @@ func TestCheckConfigAgreesWithServing(t *testing.T) {
 				t.Errorf("serving: exit %d, %q\nwant exit 1, %q", code, got, "repcache: "+want+"\n")
 			}
 		})
+	}
+}
+
+func TestLoggerFollowsFormatAndLevel(t *testing.T) {
+	var buf bytes.Buffer
+	cfg := config.Default()
+	cfg.Log.Format = "json"
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelWarn)
+	log := newLogger(cfg, &buf, level)
+	log.Info("hidden")
+	log.Warn("shown", "k", 1)
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil || rec["msg"] != "shown" {
+		t.Errorf("json logger wrote %q (%v)", buf.String(), err)
+	}
+	buf.Reset()
+	level.Set(slog.LevelInfo) // a reload
+	newLogger(config.Default(), &buf, level).Info("hello", "k", 1)
+	if !strings.Contains(buf.String(), "level=INFO msg=hello k=1") {
+		t.Errorf("text logger wrote %q", buf.String())
 	}
 }

@@ -561,21 +561,6 @@ func TestLogger(t *testing.T) {
 		}
 	}
 
-	var buf bytes.Buffer
-	c := with(func(c *Config) { c.Log.Format = "json"; c.Log.Level = "warn" })
-	log := c.NewLogger(&buf)
-	log.Info("hidden")
-	log.Warn("shown", "k", 1)
-	var rec map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil || rec["msg"] != "shown" {
-		t.Errorf("json logger wrote %q (%v)", buf.String(), err)
-	}
-
-	buf.Reset()
-	Default().NewLogger(&buf).Info("hello", "k", 1)
-	if !strings.Contains(buf.String(), "level=INFO msg=hello k=1") {
-		t.Errorf("text logger wrote %q", buf.String())
-	}
 }
 
 func TestUnixSocketFileMode(t *testing.T) {

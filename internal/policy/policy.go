@@ -52,6 +52,9 @@ type Options struct {
 	// StoreKeyLimit is the longest key stored as is (memcached's 250); map
 	// keys beyond it are stored under a digest.
 	StoreKeyLimit int
+	// Metrics, when not nil, receive what the policy observes (see
+	// NewMetrics); the policy creates its maps' series there.
+	Metrics *Metrics
 }
 
 // New builds a Policy. The maps come from a validated configuration
@@ -61,13 +64,16 @@ func New(maps []Map, o Options) *Policy {
 	if o.StoreKeyLimit <= 0 {
 		o.StoreKeyLimit = 250
 	}
-	p := &Policy{rejectUnknown: o.RejectUnknown, storeKeyLimit: o.StoreKeyLimit}
+	p := &Policy{rejectUnknown: o.RejectUnknown, storeKeyLimit: o.StoreKeyLimit, metrics: o.Metrics}
 	for _, m := range maps {
 		m.MaxKeyLength = max(m.MaxKeyLength, o.StoreKeyLimit)
 		m.Route.Map = m.Name
 		p.maps = append(p.maps, &m)
 	}
 	slices.SortStableFunc(p.maps, func(a, b *Map) int { return len(b.Prefix) - len(a.Prefix) })
+	if p.metrics != nil {
+		p.metrics.addSeries(p)
+	}
 	return p
 }
 

@@ -32,13 +32,8 @@ func NewLive(p *Policy) *Live {
 // Load is the policy in force.
 func (l *Live) Load() *Policy { return l.p.Load() }
 
-// Swap puts p in force; it takes over the old policy's metrics.
-func (l *Live) Swap(p *Policy) {
-	if old := l.p.Load(); old != nil && old.metrics != nil && p.metrics == nil {
-		p.adoptMetrics(old.metrics)
-	}
-	l.p.Store(p)
-}
+// Swap puts p in force.
+func (l *Live) Swap(p *Policy) { l.p.Store(p) }
 
 // TierRule is the tier rule of the policy in force (see Policy.TierRule).
 func (l *Live) TierRule(key []byte) tiered.Rule { return l.Load().TierRule(key) }
@@ -152,6 +147,11 @@ func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 	}
 	k, done := s.key(p, m, key)
 	defer done()
+	return s.touch(ctx, m, key, k, deadline, buf, now)
+}
+
+// touch applies the map's client_ttl rule to a touch of key, stored as k.
+func (s *Store) touch(ctx context.Context, m *Map, key, k []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
 	if m == nil || m.Rule.Kind == ttl.Passthrough || isCleanup(m, key) {
 		return s.next.Touch(ctx, k, deadline, buf, now)
 	}
@@ -191,7 +191,7 @@ func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 
 // MetaGet implements store.Store. A meta get that writes (touch, vivify)
 // is routed as a write; on maps that derive lifetimes the touch follows
-// Touch's rules (a second call) and vivifying, which would store an empty
+// Touch's rules (a second call below, on the map already resolved) and vivifying, which would store an empty
 // record, is refused on typed maps.
 func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
 	m, p, err := s.route(ctx, key, o.Touch || o.Vivify)
@@ -213,7 +213,7 @@ func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOpt
 		p.observeRead(m, it.Value, now)
 	}
 	if err == nil && touch {
-		_, err = s.Touch(ctx, key, o.Deadline, nil, now)
+		_, err = s.touch(ctx, m, key, k, o.Deadline, nil, now)
 	}
 	return it, st, err
 }
