@@ -240,6 +240,8 @@ func serve(cfg *config.Config, a *app, pm *policy.Metrics, reg *prometheus.Regis
 		st.watchRedisExpiry(st.redis, live, log)
 	}
 
+	r := &running{live: live, pm: pm, h: h, srv: srv, level: level}
+	inForce := cfg
 	apply := func(reason string) {
 		next, err := reload()
 		if err == nil {
@@ -250,18 +252,18 @@ func serve(cfg *config.Config, a *app, pm *policy.Metrics, reg *prometheus.Regis
 			log.Error("configuration reload refused; the configuration in force stays", "reason", reason, "err", err)
 			return
 		}
-		for _, field := range restartOnly(cfg, next) {
+		live, restart := changes(cfg, inForce, next)
+		for _, field := range restart {
 			log.Warn("configuration change needs a restart to take effect", "field", field)
 		}
-		np := newPolicy(next, pm)
-		live.Swap(np)
-		h.SetLimits(next.Limits.MaxKeyLength, int(next.Limits.MaxItemSize))
-		srv.SetLimits(next.Limits.MaxConnections, next.Limits.IdleTimeout)
-		level.Set(next.LogLevel())
+		for _, s := range live {
+			s.apply(r, next)
+		}
+		inForce = next
 		reloads.success.Inc()
 		reloads.last.SetToCurrentTime()
 		log.Info("configuration reloaded", "reason", reason)
-		logMaps(log, np)
+		logMaps(log, r.live.Load())
 	}
 	changed := watchConfig(cfg, log)
 
