@@ -174,7 +174,7 @@ func newLogger(cfg *config.Config, w io.Writer, level *slog.LevelVar) *slog.Logg
 // and flags) on SIGHUP and when the file changes.
 func serve(cfg *config.Config, a *app, pm *policy.Metrics, reg *prometheus.Registry, reloads reloadMetrics, log *slog.Logger, level *slog.LevelVar, reload func() (*config.Config, error)) error {
 	live, st := a.live, a.tiers
-	h := protocol.NewHandler(live.Wrap(st.store, policy.View{}), protocol.Options{
+	h := protocol.NewHandler(live.Layer(st.store, policy.View{}), protocol.Options{
 		MaxKeyLength:  cfg.Limits.MaxKeyLength,
 		MaxItemSize:   int(cfg.Limits.MaxItemSize),
 		MaxLineLength: cfg.Limits.MaxLineLength,
@@ -209,7 +209,7 @@ func serve(cfg *config.Config, a *app, pm *policy.Metrics, reg *prometheus.Regis
 		}
 		lh := h
 		if spec.view.Maps != nil || spec.view.ReadOnly {
-			lh = h.ForStore(live.Wrap(st.store, spec.view))
+			lh = h.ForStore(live.Layer(st.store, spec.view))
 		}
 		lns = append(lns, listener{ln, lh})
 	}

@@ -2,7 +2,7 @@
 // and what that map's rules make of it: the lifetime a record gets (through
 // package ttl), whether its value is a valid record of the map's kind,
 // whether the listener may read or write it, and under which key the store
-// keeps it. A Store applies a Policy in front of a store.Store, so the
+// keeps it. A Layer applies a Policy in front of a store.Store, so the
 // protocol layer above it sees memcached semantics and the tiers below it
 // see only valid records with absolute deadlines.
 package policy
