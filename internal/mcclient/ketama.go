@@ -47,7 +47,7 @@ func newContinuum(names []string, weights []int) continuum {
 		// The same float32 arithmetic as the C code, so fractional weights
 		// round exactly as they do there.
 		pct := float32(weights[i]) / float32(total)
-		per := uint32(math.Floor(float64(float32(float64(pct*pointsPerServer/4*float32(n)) + 0.0000000001))) * 4)
+		per := uint32(math.Floor(float64(float32(float64(pct*pointsPerServer/4*float32(n))+0.0000000001))) * 4)
 		buf := make([]byte, 0, len(name)+12)
 		for j := uint32(0); j < per/pointsPerHash; j++ {
 			buf = strconv.AppendUint(append(append(buf[:0], name...), '-'), uint64(j), 10)

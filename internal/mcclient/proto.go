@@ -25,11 +25,11 @@ import (
 type op uint8
 
 const (
-	opGet   op = iota // mg <key> v c O<n>
-	opStore           // ms <key> <len> T<exp> M<mode> [C<cas>] O<n>
-	opDelete          // md <key> O<n>
-	opNoop            // mn
-	opFlush           // flush_all
+	opGet    op = iota // mg <key> v c O<n>
+	opStore            // ms <key> <len> T<exp> M<mode> [C<cas>] O<n>
+	opDelete           // md <key> O<n>
+	opNoop             // mn
+	opFlush            // flush_all
 )
 
 // Mode is how a store applies (meta ms M flag).
