@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -58,7 +59,8 @@ type conn struct {
 	inflight []*call // written, awaiting replies, oldest first
 	opaque   uint32
 	wbuf     []byte
-	armed    time.Time // when the read (stall) deadline was last set
+	armed    time.Time     // when the read (stall) deadline was last set
+	writes   atomic.Uint64 // write calls, for the batching test
 }
 
 // submit queues c and, if no write is in progress, writes the queue. It
@@ -123,6 +125,7 @@ func (cn *conn) flushLocked() {
 
 		nc.SetWriteDeadline(time.Now().Add(cn.timeout))
 		_, err := nc.Write(b)
+		cn.writes.Add(1)
 		if cap(b) <= 256<<10 {
 			cn.wbuf = b // kept while writing is set, so no one else touches it
 		}
