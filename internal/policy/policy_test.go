@@ -136,7 +136,7 @@ func TestMalformedRecordsAreRefused(t *testing.T) {
 	}
 	_, err = s.Store(context.Background(), store.Append, store.Item{Key: []byte("postscreen:192.0.2.9"), Value: []byte(";1")}, now)
 	clientError(t, err, "append")
-	_, err = s.Incr(context.Background(), []byte("postscreen:192.0.2.9"), 1, false, now)
+	_, err = s.Incr(context.Background(), []byte("postscreen:192.0.2.9"), store.IncrOptions{Delta: 1}, now)
 	clientError(t, err, "incr")
 }
 
@@ -173,7 +173,7 @@ func TestUnknownKeysAndViews(t *testing.T) {
 	ro := p.Wrap(mem, View{ReadOnly: true})
 	set(s, "verify:u@test.example", "0:0:1795000000:ok", 0)
 	clientError(t, set(ro, "verify:u@test.example", "0:0:1795000000:ok", 0), "read-only")
-	clientError(t, ro.Delete(context.Background(), []byte("verify:u@test.example"), now), "read-only")
+	clientError(t, ro.Delete(context.Background(), []byte("verify:u@test.example"), store.DeleteOptions{}, now), "read-only")
 	clientError(t, ro.Flush(context.Background()), "read-only")
 	if _, err := ro.Get(context.Background(), []byte("verify:u@test.example"), nil, now); err != nil {
 		t.Fatalf("read-only listener cannot read: %v", err)

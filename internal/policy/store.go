@@ -183,29 +183,58 @@ func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 	return s.next.Store(ctx, mode, it, now)
 }
 
+// MetaGet implements store.Store. A meta get that writes (touch, vivify)
+// is routed as a write; on maps that derive lifetimes the touch follows
+// Touch's rules (a second call) and vivifying, which would store an empty
+// record, is refused on typed maps.
+func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	m, p, err := s.route(key, o.Touch || o.Vivify)
+	if err != nil {
+		return store.Item{}, store.MetaState{}, err
+	}
+	if o.Vivify && m != nil && m.Typed() && !isCleanup(m, key) {
+		return store.Item{}, store.MetaState{}, &store.ClientError{Msg: fmt.Sprintf("map %s: an empty vivified item would corrupt %s records", m.Name, m.Rule.Kind)}
+	}
+	k, done := s.key(p, m, key)
+	defer done()
+	derived := m != nil && m.Rule.Kind != ttl.Passthrough && !isCleanup(m, key)
+	touch := o.Touch && derived
+	if touch {
+		o.Touch, o.RecacheAfterTouch = false, false
+	}
+	it, st, err := s.next.MetaGet(ctx, k, buf, o, now)
+	if err == nil && m != nil && m.Typed() && !isCleanup(m, key) {
+		p.observeRead(m, it.Value, now)
+	}
+	if err == nil && touch {
+		_, err = s.Touch(ctx, key, o.Deadline, nil, now)
+	}
+	return it, st, err
+}
+
 // Delete implements store.Store.
-func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
+func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
 	m, p, err := s.route(key, true)
 	if err != nil {
 		return err
 	}
 	k, done := s.key(p, m, key)
 	defer done()
-	return s.next.Delete(ctx, k, now)
+	return s.next.Delete(ctx, k, o, now)
 }
 
 // Incr implements store.Store; records of typed maps are not counters.
-func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
+func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
 	m, p, err := s.route(key, true)
 	if err != nil {
-		return 0, err
+		return store.Counter{}, err
 	}
 	if m != nil && m.Typed() && !isCleanup(m, key) {
-		return 0, &store.ClientError{Msg: fmt.Sprintf("map %s: incr and decr would corrupt %s records", m.Name, m.Rule.Kind)}
+		return store.Counter{}, &store.ClientError{Msg: fmt.Sprintf("map %s: incr and decr would corrupt %s records", m.Name, m.Rule.Kind)}
 	}
 	k, done := s.key(p, m, key)
 	defer done()
-	return s.next.Incr(ctx, k, delta, decr, now)
+	return s.next.Incr(ctx, k, o, now)
 }
 
 // Flush implements store.Store. It empties every map, so only a listener

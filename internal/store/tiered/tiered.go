@@ -237,6 +237,9 @@ func (s *Store) warm(ctx context.Context, key []byte, now int64) {
 // Store implements store.Store.
 func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
 	r := s.rule(it.Key)
+	if mode == store.CASStale && r.Backup != None {
+		return 0, store.ErrUnsupported // the backup would get the value without its stale mark
+	}
 	if mode != store.Set {
 		s.warm(ctx, it.Key, now)
 	}
@@ -278,7 +281,7 @@ func (s *Store) replicate(ctx context.Context, r Rule, op store.Op, now int64) e
 	}
 	var err error
 	if op.Delete {
-		err = s.backup.Delete(ctx, op.Item.Key, now)
+		err = s.backup.Delete(ctx, op.Item.Key, store.DeleteOptions{}, now)
 	} else {
 		_, err = s.backup.Store(ctx, store.Set, op.Item, now)
 	}
@@ -357,7 +360,7 @@ func (s *Store) apply(batch []store.Op) {
 		errs = make([]error, len(batch))
 		for i, op := range batch {
 			if op.Delete {
-				errs[i] = s.backup.Delete(ctx, op.Item.Key, now)
+				errs[i] = s.backup.Delete(ctx, op.Item.Key, store.DeleteOptions{}, now)
 			} else {
 				_, errs[i] = s.backup.Store(ctx, store.Set, op.Item, now)
 			}
@@ -387,16 +390,20 @@ func firstFailure(errs []error) error {
 	return nil
 }
 
-// Delete implements store.Store: both tiers forget the key.
-func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
+// Delete implements store.Store: both tiers forget the key. Conditional
+// and invalidating deletes are not implemented across tiers yet.
+func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
+	if !o.Plain() {
+		return store.ErrUnsupported
+	}
 	r := s.rule(key)
-	err := s.cache.Delete(ctx, key, now)
+	err := s.cache.Delete(ctx, key, o, now)
 	if r.Backup == None {
 		return err
 	}
 	if failed(err) {
 		s.Counts.CacheErrors.Add(1)
-		berr := s.backup.Delete(ctx, key, now)
+		berr := s.backup.Delete(ctx, key, o, now)
 		if failed(berr) {
 			s.Counts.BackupErrors.Add(1)
 			return err
@@ -408,7 +415,7 @@ func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
 		s.enqueue(store.Op{Delete: true, Item: store.Item{Key: key}})
 		return err
 	}
-	berr := s.backup.Delete(ctx, key, now)
+	berr := s.backup.Delete(ctx, key, o, now)
 	if failed(berr) {
 		s.Counts.BackupErrors.Add(1)
 		if r.FailOnBackupError {
@@ -421,6 +428,12 @@ func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
 		return berr // found in the backup only: still deleted
 	}
 	return err
+}
+
+// MetaGet implements store.Store for the options that need no per-item
+// meta state (store.PlainMetaGet); the others are refused for now.
+func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	return store.PlainMetaGet(ctx, s, key, buf, o, now)
 }
 
 // Touch implements store.Store on both tiers.
@@ -447,19 +460,24 @@ func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 }
 
 // Incr implements store.Store: the cache computes, the result is backed up.
-func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
+// Meta arithmetic's conditions (CAS, vivify, touch) are not implemented
+// across tiers yet.
+func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
+	if !o.Plain() {
+		return store.Counter{}, store.ErrUnsupported
+	}
 	r := s.rule(key)
 	s.warm(ctx, key, now)
-	v, err := s.cache.Incr(ctx, key, delta, decr, now)
+	v, err := s.cache.Incr(ctx, key, o, now)
 	if r.Backup == None || err != nil && !failed(err) {
 		return v, err
 	}
 	if failed(err) {
 		s.Counts.CacheErrors.Add(1)
-		bv, berr := s.backup.Incr(ctx, key, delta, decr, now)
+		bv, berr := s.backup.Incr(ctx, key, o, now)
 		if failed(berr) {
 			s.Counts.BackupErrors.Add(1)
-			return 0, err
+			return store.Counter{}, err
 		}
 		s.Counts.ServedByBackup.Add(1)
 		return bv, berr

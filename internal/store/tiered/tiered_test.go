@@ -73,11 +73,11 @@ func (d *down) Store(ctx context.Context, mode store.Mode, it store.Item, now in
 	return d.inner.Store(ctx, mode, it, now)
 }
 
-func (d *down) Delete(ctx context.Context, key []byte, now int64) error {
+func (d *down) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
 	if err := d.fail(); err != nil {
 		return err
 	}
-	return d.inner.Delete(ctx, key, now)
+	return d.inner.Delete(ctx, key, o, now)
 }
 
 func set(t *testing.T, s store.Store, key, val string, deadline int64) error {
