@@ -3,6 +3,7 @@ package mcclient
 import (
 	"bufio"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,6 +80,12 @@ func (cn *conn) submit(c *call) error {
 		return nil
 	}
 	cn.writing = true
+	cn.mu.Unlock()
+	// Let the goroutines that are ready to run (other clients' sessions
+	// with a request in hand) queue theirs first, so that one write
+	// carries them all; with nothing else to run this returns at once.
+	runtime.Gosched()
+	cn.mu.Lock()
 	cn.flushLocked()
 	return nil
 }
