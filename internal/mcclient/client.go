@@ -36,7 +36,9 @@ type Options struct {
 	Servers []string
 	// Hash is the key hash (default HashMD5).
 	Hash Hash
-	// Conns is the number of connections per server (default 2).
+	// Conns is the number of connections per server (default 1, as
+	// twemproxy's server_connections: with one, the most requests share
+	// each write).
 	Conns int
 	// Timeout bounds dialing, each write, and the wait for the next reply
 	// while requests are in flight (default 100ms).
@@ -76,7 +78,7 @@ func New(o Options) (*Client, error) {
 		return nil, fmt.Errorf("unknown key hash %q", o.Hash)
 	}
 	if o.Conns <= 0 {
-		o.Conns = 2
+		o.Conns = 1
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 100 * time.Millisecond

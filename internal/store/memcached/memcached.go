@@ -87,7 +87,7 @@ type Options struct {
 	// a request sooner. A read-modify-write makes two requests or more.
 	Timeout time.Duration
 	// Conns is the number of pipelined connections per server, shared by
-	// all requests (default 2).
+	// all requests (default 1).
 	Conns int
 	// MaxItemSize is the largest item append/prepend may build, in
 	// memcached's accounting (default 1 MiB). Keep the servers' -I a little
