@@ -64,10 +64,9 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 	switch cfg.Cache.Backend {
 	case "memcached":
 		mc, err := memcached.New(memcached.Options{
-			Servers:      cfg.Cache.Memcached.Servers,
-			Timeout:      cfg.Cache.Memcached.Timeout,
-			MaxIdleConns: cfg.Cache.Memcached.MaxIdleConns,
-			MaxItemSize:  int(cfg.Limits.MaxItemSize),
+			Servers:     cfg.Cache.Memcached.Servers,
+			Timeout:     cfg.Cache.Memcached.Timeout,
+			MaxItemSize: int(cfg.Limits.MaxItemSize),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("cache.memcached: %w", err)
