@@ -28,6 +28,7 @@ type tiers struct {
 	store         *tiered.Store
 	cache, backup store.Store
 	guards        []*tiered.Guard
+	redis         *redis.Store // watched for expirations once serving starts (see serve)
 }
 
 // Ready reports whether the cache tier is believed reachable.
@@ -63,10 +64,9 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 	switch cfg.Cache.Backend {
 	case "memcached":
 		mc, err := memcached.New(memcached.Options{
-			Servers:      cfg.Cache.Memcached.Servers,
-			Timeout:      cfg.Cache.Memcached.Timeout,
-			MaxIdleConns: cfg.Cache.Memcached.MaxIdleConns,
-			MaxItemSize:  int(cfg.Limits.MaxItemSize),
+			Servers:     cfg.Cache.Memcached.Servers,
+			Timeout:     cfg.Cache.Memcached.Timeout,
+			MaxItemSize: int(cfg.Limits.MaxItemSize),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("cache.memcached: %w", err)
@@ -77,7 +77,7 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 		m, err := memory.New(memory.Options{MaxBytes: int64(cfg.Cache.Memory.MaxBytes), MaxItemSize: int(cfg.Limits.MaxItemSize),
 			OnExpire: func(key []byte) { live.Load().Expired(key, "cache") }})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("cache.memory: %w", err)
 		}
 		m.RegisterMetrics(reg)
 		t.cache = m
@@ -109,7 +109,7 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 		}
 		g := tiered.NewGuard("redis", r, tiered.GuardOptions{Timeout: rc.Timeout, OnStateChange: onState}).WithMetrics(gm)
 		t.backup, t.guards = g, append(t.guards, g)
-		t.watchRedisExpiry(r, live, log)
+		t.redis = r
 	}
 	t.store = tiered.New(t.cache, t.backup, tiered.Options{
 		Rule:          live.TierRule,
