@@ -43,7 +43,8 @@ type BuffersWriter interface {
 // Session serves one client connection.
 type Session struct {
 	h       *Handler
-	ctx     context.Context
+	ctx     context.Context // carries req
+	req     store.Request   // the request carrier: the policy layer sets its Route per call
 	r       *bufio.Reader
 	w       io.Writer
 	bw      BuffersWriter // w's writev, when it has one
@@ -64,7 +65,8 @@ func (h *Handler) NewSession(ctx context.Context, r io.Reader, w io.Writer) *Ses
 	if size < 2*h.opts.MaxLineLength {
 		size = 2 * h.opts.MaxLineLength
 	}
-	s := &Session{h: h, ctx: ctx, w: w}
+	s := &Session{h: h, w: w}
+	s.ctx = store.NewContext(ctx, &s.req)
 	s.bw, _ = w.(BuffersWriter)
 	s.r = bufio.NewReaderSize(flushingReader{s, r}, size)
 	return s
@@ -453,6 +455,8 @@ func (s *Session) dispatch(line []byte) error {
 		}
 	case "stats":
 		s.stats(t, n)
+	case "slabs":
+		s.slabs(t, n)
 	case "quit":
 		return ErrQuit
 	default:
@@ -846,4 +850,31 @@ func (s *Session) flushAll(t [][]byte, n, nt int) {
 	}
 	s.count("flush_all", nil, "deleted")
 	s.reply(rOK)
+}
+
+// slabs answers "slabs automove" as memcached does (repcache has no slab
+// classes to move pages between, so the setting changes nothing); every
+// other slabs command is an ERROR.
+func (s *Session) slabs(t [][]byte, n int) {
+	if n < 3 || string(t[1]) != "automove" {
+		s.write(rError)
+		return
+	}
+	s.setNoreply(t, n)
+	if string(t[2]) == "ratio" {
+		if _, err := strconv.ParseFloat(string(t[3%n]), 64); n < 4 || err != nil {
+			s.reply(rError)
+			return
+		}
+		s.reply(rOK)
+		return
+	}
+	switch level, ok := cstrconv.ParseUint32(t[2]); {
+	case !ok:
+		s.reply(rBadFormat)
+	case level > 2:
+		s.reply(rError)
+	default:
+		s.reply(rOK)
+	}
 }

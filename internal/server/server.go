@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/repcache/repcache/internal/protocol"
@@ -37,6 +38,7 @@ type Server struct {
 	log      *slog.Logger
 	mu       sync.Mutex
 	lns      []net.Listener
+	handlers []*protocol.Handler // told the connection limit (stats settings)
 	conns    map[net.Conn]struct{}
 	wg       sync.WaitGroup
 	draining atomic.Bool
@@ -58,8 +60,13 @@ func New(o Options) *Server {
 // SetLimits changes the connection limit (for new connections) and the idle
 // timeout (for every connection's next read).
 func (s *Server) SetLimits(maxConnections int, idle time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.maxConns.Store(int64(maxConnections))
 	s.idle.Store(int64(idle))
+	for _, h := range s.handlers {
+		h.SetMaxConnections(maxConnections)
+	}
 }
 
 // Listen opens an address: "host:port" for TCP or "unix:/path" for a unix
@@ -97,6 +104,8 @@ func (s *Server) Serve(ln net.Listener, h *protocol.Handler) error {
 		return nil
 	}
 	s.lns = append(s.lns, ln)
+	s.handlers = append(s.handlers, h)
+	h.SetMaxConnections(int(s.maxConns.Load()))
 	s.mu.Unlock()
 	var delay time.Duration
 	for {
@@ -106,7 +115,7 @@ func (s *Server) Serve(ln net.Listener, h *protocol.Handler) error {
 				return nil
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
 				// Out of file descriptors: back off rather than spin.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
@@ -123,7 +132,7 @@ func (s *Server) Serve(ln net.Listener, h *protocol.Handler) error {
 func (s *Server) handle(c net.Conn, h *protocol.Handler) {
 	st := h.Counters()
 	st.TotalConnections.Add(1)
-	if max := s.maxConns.Load(); st.CurrConnections.Add(1) > max && max > 0 {
+	if limit := s.maxConns.Load(); st.CurrConnections.Add(1) > limit && limit > 0 {
 		st.CurrConnections.Add(-1)
 		st.RejectedConnections.Add(1)
 		c.SetWriteDeadline(time.Now().Add(time.Second))
