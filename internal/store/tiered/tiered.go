@@ -391,12 +391,13 @@ func firstFailure(errs []error) error {
 }
 
 // Delete implements store.Store: both tiers forget the key. Conditional
-// and invalidating deletes are not implemented across tiers yet.
+// and invalidating deletes go to a cache-only key's cache as they are;
+// across two tiers they are not implemented yet.
 func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
-	if !o.Plain() {
+	r := s.rule(key)
+	if !o.Plain() && r.Backup != None {
 		return store.ErrUnsupported
 	}
-	r := s.rule(key)
 	err := s.cache.Delete(ctx, key, o, now)
 	if r.Backup == None {
 		return err
@@ -432,7 +433,15 @@ func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, n
 
 // MetaGet implements store.Store for the options that need no per-item
 // meta state (store.PlainMetaGet); the others are refused for now.
+// A key kept in the cache tier only goes to the cache as it is.
 func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	if s.rule(key).Backup == None {
+		it, st, err := s.cache.MetaGet(ctx, key, buf, o, now)
+		if failed(err) {
+			s.Counts.CacheErrors.Add(1)
+		}
+		return it, st, err
+	}
 	return store.PlainMetaGet(ctx, s, key, buf, o, now)
 }
 
@@ -460,13 +469,13 @@ func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 }
 
 // Incr implements store.Store: the cache computes, the result is backed up.
-// Meta arithmetic's conditions (CAS, vivify, touch) are not implemented
-// across tiers yet.
+// Meta arithmetic's conditions (CAS, vivify, touch) go to a cache-only
+// key's cache as they are; across two tiers they are not implemented yet.
 func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
-	if !o.Plain() {
+	r := s.rule(key)
+	if !o.Plain() && r.Backup != None {
 		return store.Counter{}, store.ErrUnsupported
 	}
-	r := s.rule(key)
 	s.warm(ctx, key, now)
 	v, err := s.cache.Incr(ctx, key, o, now)
 	if r.Backup == None || err != nil && !failed(err) {
