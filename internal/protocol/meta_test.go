@@ -1,6 +1,9 @@
 package protocol
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestMetaCommands runs the meta commands against the in-process embedded
 // store, so a developer without memcached installed gets a meaningful
@@ -29,6 +32,20 @@ func TestMetaCommands(t *testing.T) {
 	} {
 		if got := session(t, Options{}, tc.req); got != tc.want {
 			t.Errorf("%s:\nrequest %q\ngot  %q\nwant %q", tc.name, tc.req, got, tc.want)
+		}
+	}
+}
+
+// TestSlabAndItemStats: "stats slabs" and "stats items" count items by the
+// slab class memcached would keep them in (memcached's t/issue_29.t,
+// issue_42.t and issue_163.t read these).
+func TestSlabAndItemStats(t *testing.T) {
+	now := int64(1_800_000_000)
+	clock := func() int64 { return now }
+	got := session(t, Options{Now: clock}, "set a 0 0 1\r\nx\r\nset b 0 0 1\r\nx\r\nstats slabs\r\nstats items\r\n")
+	for _, want := range []string{"STAT 1:chunk_size 96\r\n", "STAT 1:used_chunks 2\r\n", "STAT active_slabs 1\r\n", "STAT items:1:number 2\r\n", "STAT items:1:mem_requested 122\r\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in %q", want, got)
 		}
 	}
 }
