@@ -252,8 +252,13 @@ func fakeServer(t *testing.T, reply func(line string) string) string {
 					if err != nil {
 						return
 					}
-					if rep := reply(strings.TrimSuffix(line, "\r\n")); rep != "" {
+					rep := reply(strings.TrimSuffix(line, "\r\n"))
+					rep, hangUp := strings.CutSuffix(rep, hangUpAfter)
+					if rep != "" {
 						io.WriteString(nc, rep)
+					}
+					if hangUp {
+						return
 					}
 				}
 			}()
@@ -261,6 +266,10 @@ func fakeServer(t *testing.T, reply func(line string) string) string {
 	}()
 	return ln.Addr().String()
 }
+
+// hangUpAfter, at the end of a fakeServer reply, closes the connection
+// after it.
+const hangUpAfter = "\x00hang up"
 
 func TestOutOfStepReplyClosesConnection(t *testing.T) {
 	addr := fakeServer(t, func(line string) string {
@@ -509,4 +518,25 @@ func TestKilledMidPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d ok, %d failed", ok.Load(), failed.Load())
+}
+
+// memcached closing idle connections (-o idle_timeout) is not a server
+// failure: the client redials, and the server is never marked down. (The
+// fake server closes after each reply: memcached's idle timeout takes
+// seconds.)
+func TestIdleCloseIsNotAFailure(t *testing.T) {
+	addr := fakeServer(t, func(line string) string { return "MN\r\n" + hangUpAfter })
+	c := newClient(t, Options{Servers: []string{addr}, Timeout: slow, FailureLimit: 1})
+	for range 5 {
+		if err := c.Noop(ctx, addr); err != nil {
+			t.Fatal(err)
+		}
+		cn := waitConn(t, c)
+		for !cn.failed() {
+			time.Sleep(time.Millisecond)
+		}
+		if c.Down(addr) {
+			t.Fatal("an idle connection's close marked the server down")
+		}
+	}
 }
