@@ -320,7 +320,7 @@ loop:
 func newPolicy(cfg *config.Config) (*policy.Policy, error) {
 	maps := make([]policy.Map, len(cfg.Maps))
 	for i, m := range cfg.Maps {
-		maps[i] = policy.Map{Name: m.Name, Prefix: m.Prefix, Rule: m.Rule(), MaxKeyLength: m.MaxKeyLength, Tiers: tierRule(m)}
+		maps[i] = policy.Map{Name: m.Name, Prefix: m.Prefix, Rule: m.Rule(), MaxKeyLength: m.MaxKeyLength, Route: m.Route()}
 	}
 	return policy.New(maps, policy.Options{RejectUnknown: cfg.UnknownKeys == "reject", StoreKeyLimit: cfg.Limits.MaxKeyLength})
 }

@@ -135,7 +135,7 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 		o.Maps = append(o.Maps, m.Name)
 	}
 	t.tiered = tiered.New(t.cache, t.backup, o)
-	t.store = routeByPolicy{t.tiered, live}
+	t.store = t.tiered
 	return t, nil
 }
 
@@ -165,56 +165,3 @@ func (t *tiers) watchRedisExpiry(r *redis.Store, live *policy.Live, log *slog.Lo
 	}
 	t.stopWatch = stop
 }
-
-// tierRule is a map's tier rule from its configuration.
-func tierRule(m config.MapConfig) tiered.Rule {
-	b, _ := tiered.ParseBackup(m.Backup) // validated by config
-	return tiered.Rule{Map: m.Name, Backup: b, FailOnBackupError: m.OnBackupError == "fail"}
-}
-
-// routeByPolicy sets each request's route from the policy in force, for
-// as long as the policy layer does not set it in the request carrier
-// itself (it then sets the same route). Delete it once the policy sets
-// store.Request.Route.
-type routeByPolicy struct {
-	next *tiered.Store
-	live *policy.Live
-}
-
-func (r routeByPolicy) ctx(ctx context.Context, key []byte) context.Context {
-	req := store.RequestFrom(ctx)
-	var route store.Route
-	if m := r.live.Load().Lookup(key); m != nil {
-		route = m.Tiers
-		route.Map = m.Name
-	}
-	if req == nil {
-		return store.NewContext(ctx, &store.Request{Route: route})
-	}
-	req.Route = route
-	return ctx
-}
-
-func (r routeByPolicy) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
-	return r.next.Get(r.ctx(ctx, key), key, buf, now)
-}
-
-func (r routeByPolicy) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
-	return r.next.Touch(r.ctx(ctx, key), key, deadline, buf, now)
-}
-
-func (r routeByPolicy) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
-	return r.next.Store(r.ctx(ctx, it.Key), mode, it, now)
-}
-
-func (r routeByPolicy) Delete(ctx context.Context, key []byte, now int64) error {
-	return r.next.Delete(r.ctx(ctx, key), key, now)
-}
-
-func (r routeByPolicy) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
-	return r.next.Incr(r.ctx(ctx, key), key, delta, decr, now)
-}
-
-func (r routeByPolicy) Flush(ctx context.Context) error { return r.next.Flush(ctx) }
-func (r routeByPolicy) Close() error                    { return r.next.Close() }
-func (r routeByPolicy) Stats() store.Stats              { return r.next.Stats() }

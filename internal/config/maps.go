@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 
+	"github.com/repcache/repcache/internal/store"
 	"github.com/repcache/repcache/internal/ttl"
 )
 
@@ -56,6 +57,19 @@ func (m MapConfig) Rule() ttl.Rule {
 		NegativeExpire: m.NegativeExpire, TTL: m.TTL, MinTTL: m.MinTTL, MaxTTL: m.MaxTTL,
 		ClientTTL: ttl.ClientTTL(m.ClientTTL),
 	}
+}
+
+// Route returns what the map asks of the tiers (the policy fills in the
+// map's name).
+func (m MapConfig) Route() store.Route {
+	r := store.Route{FailOnBackupError: m.OnBackupError == "fail"}
+	switch m.Backup {
+	case "sync":
+		r.Backup = store.SyncBackup
+	case "async":
+		r.Backup = store.AsyncBackup
+	}
+	return r
 }
 
 // ListenerConfig is one entry of "listeners": an address with options.

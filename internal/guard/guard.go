@@ -140,6 +140,8 @@ func (g *Guard) State() gobreaker.State { return g.cb.State() }
 type result struct {
 	it  store.Item
 	n   uint64
+	st  store.MetaState
+	c   store.Counter
 	err error
 }
 
@@ -198,6 +200,14 @@ func (g *Guard) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 	return r.it, r.err
 }
 
+func (g *Guard) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	r := g.call(ctx, "get", func(ctx context.Context) result {
+		it, st, err := g.next.MetaGet(ctx, key, buf, o, now)
+		return result{it: it, st: st, err: err}
+	})
+	return r.it, r.st, r.err
+}
+
 func (g *Guard) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
 	r := g.call(ctx, "store", func(ctx context.Context) result {
 		n, err := g.next.Store(ctx, mode, it, now)
@@ -206,16 +216,16 @@ func (g *Guard) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 	return r.n, r.err
 }
 
-func (g *Guard) Delete(ctx context.Context, key []byte, now int64) error {
-	return g.call(ctx, "delete", func(ctx context.Context) result { return result{err: g.next.Delete(ctx, key, now)} }).err
+func (g *Guard) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
+	return g.call(ctx, "delete", func(ctx context.Context) result { return result{err: g.next.Delete(ctx, key, o, now)} }).err
 }
 
-func (g *Guard) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
+func (g *Guard) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
 	r := g.call(ctx, "incr", func(ctx context.Context) result {
-		n, err := g.next.Incr(ctx, key, delta, decr, now)
-		return result{n: n, err: err}
+		c, err := g.next.Incr(ctx, key, o, now)
+		return result{c: c, err: err}
 	})
-	return r.n, r.err
+	return r.c, r.err
 }
 
 func (g *Guard) Flush(ctx context.Context) error {
@@ -239,7 +249,7 @@ func (g *Guard) ApplyBatch(ctx context.Context, ops []store.Op, now int64) []err
 	if !ok {
 		for i, op := range ops {
 			if op.Delete {
-				errs[i] = g.Delete(ctx, op.Item.Key, now)
+				errs[i] = g.Delete(ctx, op.Item.Key, store.DeleteOptions{}, now)
 			} else {
 				_, errs[i] = g.Store(ctx, store.Set, op.Item, now)
 			}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/repcache/repcache/internal/store"
 	"github.com/repcache/repcache/internal/store/tiered"
 	"github.com/repcache/repcache/internal/ttl"
 )
@@ -30,8 +31,9 @@ type Map struct {
 	// MaxKeyLength is the longest key accepted on this map. Keys longer than
 	// the policy's store limit are kept under a fixed-length digest.
 	MaxKeyLength int
-	// Tiers says how the map's writes reach the backup tier.
-	Tiers tiered.Rule
+	// Route is what the layers below the policy learn of a request of this
+	// map (its name and backup rule); New sets Route.Map to Name.
+	Route store.Route
 }
 
 // Typed reports whether the map reads its records (postscreen, verify).
@@ -80,6 +82,7 @@ func New(maps []Map, o Options) (*Policy, error) {
 		if len(m.Prefix)+digestLen > o.StoreKeyLimit {
 			return nil, fmt.Errorf("map %q: prefix %q is too long (at most %d bytes)", m.Name, m.Prefix, o.StoreKeyLimit-digestLen)
 		}
+		m.Route.Map = m.Name
 		names[m.Name], prefixes[m.Prefix] = true, true
 		p.maps = append(p.maps, &m)
 	}
@@ -104,10 +107,18 @@ func (p *Policy) Lookup(key []byte) *Map {
 // keys outside every map are not backed up. Digested keys keep their map's
 // prefix, so the tiers below the policy can ask with the key they see.
 func (p *Policy) TierRule(key []byte) tiered.Rule {
-	if m := p.Lookup(key); m != nil {
-		return m.Tiers
+	m := p.Lookup(key)
+	if m == nil {
+		return tiered.Rule{}
 	}
-	return tiered.Rule{}
+	r := tiered.Rule{FailOnBackupError: m.Route.FailOnBackupError}
+	switch m.Route.Backup {
+	case store.SyncBackup:
+		r.Backup = tiered.Sync
+	case store.AsyncBackup:
+		r.Backup = tiered.Async
+	}
+	return r
 }
 
 // Map returns the map named name, or nil.

@@ -136,7 +136,7 @@ func TestMalformedRecordsAreRefused(t *testing.T) {
 	}
 	_, err = s.Store(context.Background(), store.Append, store.Item{Key: []byte("postscreen:192.0.2.9"), Value: []byte(";1")}, now)
 	clientError(t, err, "append")
-	_, err = s.Incr(context.Background(), []byte("postscreen:192.0.2.9"), 1, false, now)
+	_, err = s.Incr(context.Background(), []byte("postscreen:192.0.2.9"), store.IncrOptions{Delta: 1}, now)
 	clientError(t, err, "incr")
 }
 
@@ -173,7 +173,7 @@ func TestUnknownKeysAndViews(t *testing.T) {
 	ro := p.Wrap(mem, View{ReadOnly: true})
 	set(s, "verify:u@test.example", "0:0:1795000000:ok", 0)
 	clientError(t, set(ro, "verify:u@test.example", "0:0:1795000000:ok", 0), "read-only")
-	clientError(t, ro.Delete(context.Background(), []byte("verify:u@test.example"), now), "read-only")
+	clientError(t, ro.Delete(context.Background(), []byte("verify:u@test.example"), store.DeleteOptions{}, now), "read-only")
 	clientError(t, ro.Flush(context.Background()), "read-only")
 	if _, err := ro.Get(context.Background(), []byte("verify:u@test.example"), nil, now); err != nil {
 		t.Fatalf("read-only listener cannot read: %v", err)
@@ -223,5 +223,105 @@ func TestNewRejectsBadMaps(t *testing.T) {
 		if _, err := New(maps, Options{}); err == nil {
 			t.Errorf("New(%+v) accepted", maps)
 		}
+	}
+}
+
+// routeProbe is the real memory store with a look at the request carrier
+// each call receives: no tier below the policy exists yet that reports the
+// route it was given, so the test reads it where a tier would.
+type routeProbe struct {
+	next store.Store
+	seen []store.Route
+}
+
+func (r *routeProbe) record(ctx context.Context) { r.seen = append(r.seen, store.RouteFrom(ctx)) }
+
+func (r *routeProbe) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
+	r.record(ctx)
+	return r.next.Get(ctx, key, buf, now)
+}
+
+func (r *routeProbe) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
+	r.record(ctx)
+	return r.next.Store(ctx, mode, it, now)
+}
+
+func (r *routeProbe) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
+	r.record(ctx)
+	return r.next.Delete(ctx, key, o, now)
+}
+
+func (r *routeProbe) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
+	r.record(ctx)
+	return r.next.Incr(ctx, key, o, now)
+}
+
+func (r *routeProbe) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	r.record(ctx)
+	return r.next.MetaGet(ctx, key, buf, o, now)
+}
+
+func (r *routeProbe) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
+	r.record(ctx)
+	return r.next.Touch(ctx, key, deadline, buf, now)
+}
+
+func (r *routeProbe) Flush(ctx context.Context) error { return r.next.Flush(ctx) }
+func (r *routeProbe) Close() error                    { return nil }
+
+func TestRouteIsCarriedDown(t *testing.T) {
+	ps, vf := ttl.Defaults(ttl.Postscreen), ttl.Defaults(ttl.Verify)
+	p, err := New([]Map{
+		{Name: "postscreen", Prefix: "postscreen:", Rule: ps, Route: store.Route{Backup: store.SyncBackup, FailOnBackupError: true}},
+		{Name: "verify", Prefix: "verify:", Rule: vf, Route: store.Route{Backup: store.AsyncBackup}},
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, mem := newStore(t, p, View{})
+	probe := &routeProbe{next: mem}
+	s := NewLive(p).Wrap(probe, View{})
+	req := &store.Request{}
+	ctx := store.NewContext(context.Background(), req)
+	psRoute := store.Route{Map: "postscreen", Backup: store.SyncBackup, FailOnBackupError: true}
+	vfRoute := store.Route{Map: "verify", Backup: store.AsyncBackup}
+	steps := []struct {
+		call func() error
+		want store.Route
+	}{
+		{func() error {
+			_, err := s.Store(ctx, store.Set, store.Item{Key: []byte("postscreen:192.0.2.1"), Value: []byte("1795086400;1;1;1;1")}, now)
+			return err
+		}, psRoute},
+		{func() error { _, err := s.Get(ctx, []byte("postscreen:192.0.2.1"), nil, now); return err }, psRoute},
+		{func() error {
+			_, err := s.Store(ctx, store.Set, store.Item{Key: []byte("verify:u@test.example"), Value: []byte("0:0:1795000000:ok")}, now)
+			return err
+		}, vfRoute},
+		{func() error { return s.Delete(ctx, []byte("verify:u@test.example"), store.DeleteOptions{}, now) }, vfRoute},
+		{func() error {
+			_, err := s.Store(ctx, store.Set, store.Item{Key: []byte("other"), Value: []byte("1")}, now)
+			return err
+		}, store.Route{}},
+		{func() error { _, err := s.Incr(ctx, []byte("other"), store.IncrOptions{Delta: 1}, now); return err }, store.Route{}},
+	}
+	for i, st := range steps {
+		req.Route = store.Route{Map: "stale"}
+		if err := st.call(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if req.Route != st.want {
+			t.Errorf("step %d: request route = %+v, want %+v", i, req.Route, st.want)
+		}
+		if got := probe.seen[len(probe.seen)-1]; got != st.want {
+			t.Errorf("step %d: the store below saw route %+v, want %+v", i, got, st.want)
+		}
+	}
+	// A refused request still names its map, for the protocol's metrics.
+	ro := NewLive(p).Wrap(probe, View{ReadOnly: true})
+	req.Route = store.Route{}
+	clientError(t, ro.Delete(ctx, []byte("verify:u@test.example"), store.DeleteOptions{}, now), "read-only")
+	if req.Route != vfRoute {
+		t.Errorf("refused request route = %+v, want %+v", req.Route, vfRoute)
 	}
 }

@@ -88,15 +88,21 @@ func (s *Store) MaxKeyLength(key []byte) int {
 	return p.storeKeyLimit
 }
 
-// route finds key's map and checks the view; write says whether the request
-// changes data.
-func (s *Store) route(key []byte, write bool) (*Map, *Policy, error) {
-	if write && s.v.ReadOnly {
-		return nil, nil, &store.ClientError{Msg: "this listener is read-only"}
-	}
+// route finds key's map, the one prefix scan of the request, tells the
+// layers below through ctx's request carrier, and checks the view; write
+// says whether the request changes data.
+func (s *Store) route(ctx context.Context, key []byte, write bool) (*Map, *Policy, error) {
 	p := s.live.Load()
 	m := p.Lookup(key)
+	if r := store.RequestFrom(ctx); r != nil {
+		r.Route = store.Route{}
+		if m != nil {
+			r.Route = m.Route
+		}
+	}
 	switch {
+	case write && s.v.ReadOnly:
+		return nil, nil, &store.ClientError{Msg: "this listener is read-only"}
 	case m == nil && p.rejectUnknown:
 		return nil, nil, &store.ClientError{Msg: fmt.Sprintf("key prefix %q matches no map", prefixOf(key))}
 	case m == nil && s.v.Maps != nil:
@@ -123,7 +129,7 @@ func (s *Store) key(p *Policy, m *Map, key []byte) ([]byte, func()) {
 
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
-	m, p, err := s.route(key, false)
+	m, p, err := s.route(ctx, key, false)
 	if err != nil {
 		return store.Item{}, err
 	}
@@ -140,7 +146,7 @@ func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item
 // exptime is ignored (client_ttl: ignore) or may only shorten the record
 // (client_ttl: cap).
 func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
-	m, p, err := s.route(key, true)
+	m, p, err := s.route(ctx, key, true)
 	if err != nil {
 		return store.Item{}, err
 	}
@@ -158,7 +164,7 @@ func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 
 // Store implements store.Store: the record's value decides its lifetime.
 func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
-	m, p, err := s.route(it.Key, true)
+	m, p, err := s.route(ctx, it.Key, true)
 	if err != nil {
 		return 0, err
 	}
@@ -183,29 +189,58 @@ func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 	return s.next.Store(ctx, mode, it, now)
 }
 
+// MetaGet implements store.Store. A meta get that writes (touch, vivify)
+// is routed as a write; on maps that derive lifetimes the touch follows
+// Touch's rules (a second call) and vivifying, which would store an empty
+// record, is refused on typed maps.
+func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	m, p, err := s.route(ctx, key, o.Touch || o.Vivify)
+	if err != nil {
+		return store.Item{}, store.MetaState{}, err
+	}
+	if o.Vivify && m != nil && m.Typed() && !isCleanup(m, key) {
+		return store.Item{}, store.MetaState{}, &store.ClientError{Msg: fmt.Sprintf("map %s: an empty vivified item would corrupt %s records", m.Name, m.Rule.Kind)}
+	}
+	k, done := s.key(p, m, key)
+	defer done()
+	derived := m != nil && m.Rule.Kind != ttl.Passthrough && !isCleanup(m, key)
+	touch := o.Touch && derived
+	if touch {
+		o.Touch, o.RecacheAfterTouch = false, false
+	}
+	it, st, err := s.next.MetaGet(ctx, k, buf, o, now)
+	if err == nil && m != nil && m.Typed() && !isCleanup(m, key) {
+		p.observeRead(m, it.Value, now)
+	}
+	if err == nil && touch {
+		_, err = s.Touch(ctx, key, o.Deadline, nil, now)
+	}
+	return it, st, err
+}
+
 // Delete implements store.Store.
-func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
-	m, p, err := s.route(key, true)
+func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
+	m, p, err := s.route(ctx, key, true)
 	if err != nil {
 		return err
 	}
 	k, done := s.key(p, m, key)
 	defer done()
-	return s.next.Delete(ctx, k, now)
+	return s.next.Delete(ctx, k, o, now)
 }
 
 // Incr implements store.Store; records of typed maps are not counters.
-func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
-	m, p, err := s.route(key, true)
+func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
+	m, p, err := s.route(ctx, key, true)
 	if err != nil {
-		return 0, err
+		return store.Counter{}, err
 	}
 	if m != nil && m.Typed() && !isCleanup(m, key) {
-		return 0, &store.ClientError{Msg: fmt.Sprintf("map %s: incr and decr would corrupt %s records", m.Name, m.Rule.Kind)}
+		return store.Counter{}, &store.ClientError{Msg: fmt.Sprintf("map %s: incr and decr would corrupt %s records", m.Name, m.Rule.Kind)}
 	}
 	k, done := s.key(p, m, key)
 	defer done()
-	return s.next.Incr(ctx, k, delta, decr, now)
+	return s.next.Incr(ctx, k, o, now)
 }
 
 // Flush implements store.Store. It empties every map, so only a listener

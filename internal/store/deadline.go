@@ -18,7 +18,7 @@ func ClampDeadline(d int64) int64 {
 	return d
 }
 
-var modeNames = [...]string{Set: "set", Add: "add", Replace: "replace", Append: "append", Prepend: "prepend", CAS: "cas"}
+var modeNames = [...]string{Set: "set", Add: "add", Replace: "replace", Append: "append", Prepend: "prepend", CAS: "cas", CASStale: "cas"}
 
 // String is the memcached command that has m's semantics.
 func (m Mode) String() string {

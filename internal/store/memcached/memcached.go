@@ -382,6 +382,8 @@ func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 			return store.Item{Value: it.Value, Flags: it.Flags, Deadline: it.Deadline, CAS: s.cas.Next()}, nil
 		})
 		return next.CAS, err
+	case store.CASStale:
+		return 0, store.ErrUnsupported
 	case store.Append, store.Prepend:
 		next, err := s.modify(ctx, "append", key, now, func(cur *store.Item) (store.Item, error) {
 			if cur == nil {
@@ -456,8 +458,18 @@ func (s *Store) addOverExpired(ctx context.Context, key string, it store.Item, n
 	return next.CAS, err
 }
 
-// Delete implements store.Store.
-func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
+// MetaGet implements store.Store for the options that need no per-item
+// meta state (store.PlainMetaGet); the others are refused for now.
+func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	return store.PlainMetaGet(ctx, s, key, buf, o, now)
+}
+
+// Delete implements store.Store; conditional and invalidating deletes are
+// refused for now.
+func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
+	if !o.Plain() {
+		return store.ErrUnsupported
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -475,9 +487,14 @@ func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
 // Incr implements store.Store with memcached's rules, as the memory store
 // does: a decimal of at most 20 digits; incr wraps at 2^64, decr stops at
 // 0; a shorter result is padded with spaces to the old length.
-func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
+// Meta arithmetic's conditions (CAS, vivify, touch) are refused for now.
+func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
+	if !o.Plain() {
+		return store.Counter{}, store.ErrUnsupported
+	}
+	delta, decr := o.Delta, o.Decr
 	var v uint64
-	_, err := s.modify(ctx, "incr", remoteKey(key), now, func(cur *store.Item) (store.Item, error) {
+	next, err := s.modify(ctx, "incr", remoteKey(key), now, func(cur *store.Item) (store.Item, error) {
 		if cur == nil {
 			return store.Item{}, store.ErrNotFound
 		}
@@ -488,7 +505,7 @@ func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, n
 		v = n
 		return store.Item{Value: res, Flags: cur.Flags, Deadline: cur.Deadline, CAS: s.cas.Next()}, nil
 	})
-	return v, err
+	return store.Counter{Value: v, CAS: next.CAS, Deadline: next.Deadline}, err
 }
 
 // Flush implements store.Store: flush_all on every server, even when some

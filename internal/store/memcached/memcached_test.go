@@ -355,7 +355,7 @@ func TestForeignValue(t *testing.T) {
 		}
 	}
 	for name, err := range map[string]error{
-		"incr": func() error { _, err := s.Incr(ctx, []byte("foreign"), 1, false, 0); return err }(),
+		"incr": func() error { _, err := s.Incr(ctx, []byte("foreign"), store.IncrOptions{Delta: 1}, 0); return err }(),
 		"append": func() error {
 			_, err := s.Store(ctx, store.Append, store.Item{Key: []byte("foreign"), Value: []byte("x")}, 0)
 			return err
@@ -383,7 +383,7 @@ func TestForeignValue(t *testing.T) {
 	if it, err := s.Get(ctx, []byte("foreign"), nil, 0); err != nil || string(it.Value) != "v" {
 		t.Fatalf("after set: %q, %v", it.Value, err)
 	}
-	if err := s.Delete(ctx, []byte("short"), 0); err != nil {
+	if err := s.Delete(ctx, []byte("short"), store.DeleteOptions{}, 0); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -425,7 +425,7 @@ func TestConcurrentIncr(t *testing.T) {
 		}
 		wg.Go(func() {
 			for range 25 {
-				_, err := s.Incr(ctx, []byte("n"), 1, false, 0)
+				_, err := s.Incr(ctx, []byte("n"), store.IncrOptions{Delta: 1}, 0)
 				mu.Lock()
 				switch {
 				case err == nil:
@@ -456,9 +456,9 @@ func TestCanceledContext(t *testing.T) {
 		"get":    func() error { _, err := s.Get(c, k, nil, 0); return err }(),
 		"set":    func() error { _, err := s.Store(c, store.Set, store.Item{Key: k}, 0); return err }(),
 		"append": func() error { _, err := s.Store(c, store.Append, store.Item{Key: k}, 0); return err }(),
-		"incr":   func() error { _, err := s.Incr(c, k, 1, false, 0); return err }(),
+		"incr":   func() error { _, err := s.Incr(c, k, store.IncrOptions{Delta: 1}, 0); return err }(),
 		"touch":  func() error { _, err := s.Touch(c, k, 0, nil, 0); return err }(),
-		"delete": s.Delete(c, k, 0),
+		"delete": s.Delete(c, k, store.DeleteOptions{}, 0),
 		"flush":  s.Flush(c),
 	} {
 		if !errors.Is(err, context.Canceled) {
@@ -483,9 +483,9 @@ func failFast(t *testing.T, s *Store, addr string, timeout time.Duration, check 
 		{"set", func() error { _, err := s.Store(ctx, store.Set, store.Item{Key: k, Value: []byte("v")}, 0); return err }},
 		{"add", func() error { _, err := s.Store(ctx, store.Add, store.Item{Key: k, Value: []byte("v")}, 0); return err }},
 		{"cas", func() error { _, err := s.Store(ctx, store.CAS, store.Item{Key: k, CAS: 1}, 0); return err }},
-		{"incr", func() error { _, err := s.Incr(ctx, k, 1, false, 0); return err }},
+		{"incr", func() error { _, err := s.Incr(ctx, k, store.IncrOptions{Delta: 1}, 0); return err }},
 		{"touch", func() error { _, err := s.Touch(ctx, k, 0, nil, 0); return err }},
-		{"delete", func() error { return s.Delete(ctx, k, 0) }},
+		{"delete", func() error { return s.Delete(ctx, k, store.DeleteOptions{}, 0) }},
 		{"flush", func() error { return s.Flush(ctx) }},
 	}
 	bound := timeout + 500*time.Millisecond

@@ -329,6 +329,9 @@ func (s *Store) storeArgs(mode store.Mode, it store.Item, cas uint64, now int64)
 
 // Store implements store.Store.
 func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
+	if mode == store.CASStale {
+		return 0, store.ErrUnsupported
+	}
 	op := mode.String()
 	if op == "unknown" {
 		return 0, fmt.Errorf("redis store: unknown mode %d", mode)
@@ -354,8 +357,18 @@ func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 	return 0, fmt.Errorf("redis %s: script returned %d", op, code)
 }
 
-// Delete implements store.Store.
-func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
+// MetaGet implements store.Store for the options that need no per-item
+// meta state (store.PlainMetaGet); the others are refused for now.
+func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	return store.PlainMetaGet(ctx, s, key, buf, o, now)
+}
+
+// Delete implements store.Store; conditional and invalidating deletes are
+// refused for now.
+func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
+	if !o.Plain() {
+		return store.ErrUnsupported
+	}
 	live, err := deleteScript.Run(ctx, s.c, []string{s.key(key)}, now).Int64()
 	if err != nil {
 		return fail("delete", key, err)
@@ -374,9 +387,15 @@ func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
 // The read, the 64-bit arithmetic and the write form an optimistic WATCH
 // transaction, retried (after a short random backoff) when another client
 // changed the record in between.
-func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
+//
+// Meta arithmetic's conditions (CAS, vivify, touch) are refused for now.
+func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
+	if !o.Plain() {
+		return store.Counter{}, store.ErrUnsupported
+	}
+	delta, decr := o.Delta, o.Decr
 	k := s.key(key)
-	var result uint64
+	var result store.Counter
 	for attempt := range maxIncrAttempts {
 		err := s.c.Watch(ctx, func(tx *goredis.Tx) error {
 			vals, err := tx.HMGet(ctx, k, "v", "f", "c", "d").Result()
@@ -395,12 +414,13 @@ func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, n
 				return err
 			}
 			res := string(resb)
-			cas := strconv.FormatUint(s.cas.Next(), 10)
+			next := s.cas.Next()
+			cas := strconv.FormatUint(next, 10)
 			_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 				p.HSet(ctx, k, "v", res, "c", cas)
 				return nil
 			})
-			result = v
+			result = store.Counter{Value: v, CAS: next, Deadline: r.deadline}
 			return err
 		}, k)
 		switch {
@@ -410,16 +430,16 @@ func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, n
 			// The record changed under us: back off a random while, so
 			// contending clients spread out, and read it again.
 			if err := incrBackoff.Sleep(ctx, attempt); err != nil {
-				return 0, fail("incr", key, err)
+				return store.Counter{}, fail("incr", key, err)
 			}
 			continue
 		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrNonNumeric), errors.Is(err, ErrMalformed):
-			return 0, err
+			return store.Counter{}, err
 		default:
-			return 0, fail("incr", key, err)
+			return store.Counter{}, fail("incr", key, err)
 		}
 	}
-	return 0, fmt.Errorf("redis incr: record changed by others on %d attempts in a row", maxIncrAttempts)
+	return store.Counter{}, fmt.Errorf("redis incr: record changed by others on %d attempts in a row", maxIncrAttempts)
 }
 
 // Flush implements store.Store: it deletes the keys under KeyPrefix, with

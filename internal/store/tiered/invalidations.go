@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/repcache/repcache/internal/store"
 )
 
 // invalidations are the keys whose writes (or deletes) may not have reached
@@ -151,7 +153,7 @@ func (s *Store) repair(ctx context.Context, now int64) {
 	start := time.Now()
 	n := 0
 	for k, sq := range keys {
-		if err := s.cache.Delete(ctx, s.cacheKey([]byte(k)), now); failed(err) {
+		if err := s.cache.Delete(ctx, s.cacheKey([]byte(k)), store.DeleteOptions{}, now); failed(err) {
 			return
 		}
 		s.inv.done(k, sq)

@@ -214,7 +214,7 @@ func (s *Store) apply(ops []store.Op) ([]store.Op, error) {
 		errs = make([]error, len(ops))
 		for i, op := range ops {
 			if op.Delete {
-				errs[i] = s.backup.Delete(ctx, op.Item.Key, now)
+				errs[i] = s.backup.Delete(ctx, op.Item.Key, store.DeleteOptions{}, now)
 			} else {
 				_, errs[i] = s.backup.Store(ctx, store.Set, op.Item, now)
 			}

@@ -21,7 +21,6 @@ package tiered
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -36,8 +35,9 @@ import (
 	"github.com/repcache/repcache/internal/store"
 )
 
-// Rule is a map's tier rule. It is store.Route under its old name, kept
-// while the policy package still builds its maps with it.
+// Rule, Backup and the backup rules are store.Route and store.Backup
+// under their old names, kept while the policy package's TierRule still
+// uses them; the tiers read the route from the request carrier.
 type Rule = store.Route
 
 // Backup is a map's backup rule (store.Backup).
@@ -49,19 +49,6 @@ const (
 	Sync  = store.SyncBackup
 	Async = store.AsyncBackup
 )
-
-// ParseBackup reads a backup rule from its config name.
-func ParseBackup(s string) (Backup, error) {
-	switch s {
-	case "none":
-		return None, nil
-	case "sync":
-		return Sync, nil
-	case "async":
-		return Async, nil
-	}
-	return None, fmt.Errorf("unknown backup rule %q: want sync, async or none", s)
-}
 
 // Generations keeps the cache generation where every instance sharing the
 // cache sees it (in the backup).
@@ -227,7 +214,7 @@ func (s *Store) cacheUsable(ctx context.Context, r store.Route, key []byte, now 
 	if !listed {
 		return true
 	}
-	if err := s.cache.Delete(ctx, s.cacheKey(key), now); failed(err) {
+	if err := s.cache.Delete(ctx, s.cacheKey(key), store.DeleteOptions{}, now); failed(err) {
 		s.Counts.CacheErrors.Add(1)
 		return false
 	}
@@ -348,7 +335,7 @@ func (s *Store) warm(ctx context.Context, r store.Route, key []byte, now int64) 
 // so that the cache keeps no trace of it; if the cache cannot be reached
 // either, the key is remembered.
 func (s *Store) invalidate(ctx context.Context, r store.Route, key []byte, now int64) {
-	if err := s.cache.Delete(ctx, s.cacheKey(key), now); failed(err) {
+	if err := s.cache.Delete(ctx, s.cacheKey(key), store.DeleteOptions{}, now); failed(err) {
 		s.missed(r, key)
 	}
 }
@@ -356,6 +343,9 @@ func (s *Store) invalidate(ctx context.Context, r store.Route, key []byte, now i
 // Store implements store.Store.
 func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
 	r := s.route(ctx)
+	if mode == store.CASStale && r.Backup != None {
+		return 0, store.ErrUnsupported // the backup would get the value without its stale mark
+	}
 	if mode != store.Set {
 		s.warm(ctx, r, it.Key, now)
 	}
@@ -414,7 +404,7 @@ func (s *Store) replicate(ctx context.Context, r store.Route, op store.Op, now i
 	}
 	var err error
 	if op.Delete {
-		err = s.backup.Delete(ctx, op.Item.Key, now)
+		err = s.backup.Delete(ctx, op.Item.Key, store.DeleteOptions{}, now)
 	} else {
 		_, err = s.backup.Store(ctx, store.Set, op.Item, now)
 	}
@@ -430,12 +420,16 @@ func (s *Store) replicate(ctx context.Context, r store.Route, op store.Op, now i
 	return nil
 }
 
-// Delete implements store.Store: both tiers forget the key.
-func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
+// Delete implements store.Store: both tiers forget the key. Conditional
+// and invalidating deletes are not implemented across tiers yet.
+func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
+	if !o.Plain() {
+		return store.ErrUnsupported
+	}
 	r := s.route(ctx)
 	var err error
 	if s.cacheUsable(ctx, r, key, now) {
-		err = s.cache.Delete(ctx, s.cacheKey(key), now)
+		err = s.cache.Delete(ctx, s.cacheKey(key), o, now)
 	} else {
 		err = errCacheSkipped
 	}
@@ -446,7 +440,7 @@ func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
 		return err
 	}
 	if failed(err) {
-		berr := s.backup.Delete(ctx, key, now)
+		berr := s.backup.Delete(ctx, key, o, now)
 		if failed(berr) {
 			s.Counts.BackupErrors.Add(1)
 			return err
@@ -458,7 +452,7 @@ func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
 		s.q.push(store.Op{Delete: true, Item: store.Item{Key: key}})
 		return err
 	}
-	berr := s.backup.Delete(ctx, key, now)
+	berr := s.backup.Delete(ctx, key, o, now)
 	s.backupWrite("sync", !failed(berr), 1)
 	if failed(berr) {
 		s.Counts.BackupErrors.Add(1)
@@ -512,16 +506,27 @@ func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 	return it, nil
 }
 
+// MetaGet implements store.Store for the options that need no per-item
+// meta state (store.PlainMetaGet); the others are refused for now.
+func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	return store.PlainMetaGet(ctx, s, key, buf, o, now)
+}
+
 // Incr implements store.Store: the cache computes, the result is backed up.
-func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
+// Meta arithmetic's conditions (CAS, vivify, touch) are not implemented
+// across tiers yet.
+func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
+	if !o.Plain() {
+		return store.Counter{}, store.ErrUnsupported
+	}
 	r := s.route(ctx)
 	s.warm(ctx, r, key, now)
 	var (
-		v   uint64
+		v   store.Counter
 		err error
 	)
 	if s.cacheUsable(ctx, r, key, now) {
-		v, err = s.cache.Incr(ctx, s.cacheKey(key), delta, decr, now)
+		v, err = s.cache.Incr(ctx, s.cacheKey(key), o, now)
 	} else {
 		err = errCacheSkipped
 	}
@@ -532,10 +537,10 @@ func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, n
 		return v, err
 	}
 	if failed(err) {
-		bv, berr := s.backup.Incr(ctx, key, delta, decr, now)
+		bv, berr := s.backup.Incr(ctx, key, o, now)
 		if failed(berr) {
 			s.Counts.BackupErrors.Add(1)
-			return 0, err
+			return store.Counter{}, err
 		}
 		s.Counts.ServedByBackup.Add(1)
 		return bv, berr
@@ -547,7 +552,7 @@ func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, n
 	it.Key = key
 	if err := s.replicate(ctx, r, store.Op{Item: it}, now); err != nil {
 		s.invalidate(ctx, r, key, now)
-		return 0, err
+		return store.Counter{}, err
 	}
 	return v, nil
 }

@@ -74,11 +74,11 @@ func (d *down) Store(ctx context.Context, mode store.Mode, it store.Item, now in
 	return d.inner.Store(ctx, mode, it, now)
 }
 
-func (d *down) Delete(ctx context.Context, key []byte, now int64) error {
+func (d *down) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
 	if err := d.fail(); err != nil {
 		return err
 	}
-	return d.inner.Delete(ctx, key, now)
+	return d.inner.Delete(ctx, key, o, now)
 }
 
 func set(t *testing.T, s store.Store, key, val string, deadline int64) error {
@@ -283,10 +283,14 @@ func (s *route) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 	return s.tiers.Store(s.ctx(ctx), mode, it, now)
 }
 
-func (s *route) Delete(ctx context.Context, key []byte, now int64) error {
-	return s.tiers.Delete(s.ctx(ctx), key, now)
+func (s *route) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
+	return s.tiers.Delete(s.ctx(ctx), key, o, now)
 }
 
-func (s *route) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
-	return s.tiers.Incr(s.ctx(ctx), key, delta, decr, now)
+func (s *route) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
+	return s.tiers.Incr(s.ctx(ctx), key, o, now)
+}
+
+func (s *route) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	return s.tiers.MetaGet(s.ctx(ctx), key, buf, o, now)
 }
