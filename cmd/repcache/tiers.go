@@ -129,6 +129,9 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 	}
 	o.ErrorOnOutage = cfg.OnError == "error"
 	o.QueueSize = cfg.Backup.QueueSize
+	o.QueueBytes = int64(cfg.Backup.QueueBytes)
+	o.InvalidationLimit = cfg.Cache.MissedWritesLimit
+	o.ProbeInterval = cfg.Cache.ProbeInterval
 	o.Logger = log
 	o.Registerer = reg
 	for _, m := range live.Load().Maps() {

@@ -77,7 +77,8 @@ func TestDefaults(t *testing.T) {
 		OnError:     "miss",
 	}
 	want.Cache.Memcached = MemcachedConfig{Servers: []string{}, Timeout: 100 * time.Millisecond, MaxIdleConns: 128}
-	want.Backup = BackupConfig{Backend: "none", QueueSize: 10000,
+	want.Cache.MissedWritesLimit, want.Cache.ProbeInterval = 100000, time.Second
+	want.Backup = BackupConfig{Backend: "none", QueueSize: 10000, QueueBytes: 64 * MiB,
 		Redis: RedisConfig{Addrs: []string{}, KeyPrefix: "repcache:", Timeout: 100 * time.Millisecond}}
 	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default() = %+v, want %+v", got, want)
@@ -110,7 +111,7 @@ func TestLoadValid(t *testing.T) {
 			UnixSocketMode:  "0600",
 			ShutdownTimeout: 30 * time.Second,
 			Admin:           AdminConfig{Listen: ""},
-			Cache:           CacheConfig{Backend: "memory", Memory: MemoryConfig{MaxBytes: GiB}, Memcached: Default().Cache.Memcached},
+			Cache:           CacheConfig{Backend: "memory", Memory: MemoryConfig{MaxBytes: GiB}, Memcached: Default().Cache.Memcached, MissedWritesLimit: 100000, ProbeInterval: time.Second},
 			Limits: LimitsConfig{
 				MaxConnections: 4096,
 				IdleTimeout:    90 * time.Second,
@@ -175,6 +176,8 @@ var invalidCases = map[string]string{
 	"bad_backend":                `config: cache.backend: "redis" is not one of memory, memcached`,
 	"bad_byte_size":              `config: cache.memory.max_bytes: cannot parse "64 megabytes" as a byte size (want bytes or a unit such as "64MiB")`,
 	"max_bytes_too_small":        `config: cache.memory.max_bytes: 512KiB is below the minimum of 1MiB`,
+	"queue_bytes_too_small":      `config: backup.queue_bytes: 512B is below the minimum of 1KiB`,
+	"missed_writes_limit_zero":   `config: cache.missed_writes_limit: 0 is below the minimum of 1`,
 	"negative_max_connections":   `config: limits.max_connections: -5 is below the minimum of 1`,
 	"max_connections_not_int":    `config: limits.max_connections: cannot parse "lots" as int`,
 	"integer_duration":           `config: limits.idle_timeout: expected a duration such as "30s" or "5m", got integer 300`,
@@ -338,7 +341,7 @@ func TestFlags(t *testing.T) {
 		UnixSocketMode:  "0600",
 		ShutdownTimeout: time.Second,
 		Admin:           AdminConfig{Listen: ""},
-		Cache:           CacheConfig{Backend: "memory", Memory: MemoryConfig{MaxBytes: 1e9}, Memcached: Default().Cache.Memcached},
+		Cache:           CacheConfig{Backend: "memory", Memory: MemoryConfig{MaxBytes: 1e9}, Memcached: Default().Cache.Memcached, MissedWritesLimit: 100000, ProbeInterval: time.Second},
 		Limits:          LimitsConfig{MaxConnections: 7, IdleTimeout: 2 * time.Minute, MaxKeyLength: 100, MaxItemSize: 2 * MiB, MaxLineLength: 4096},
 		Log:             LogConfig{Level: "warn", Format: "json"},
 		Maps:            defaultMaps(),
