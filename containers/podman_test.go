@@ -316,6 +316,22 @@ func kubePlay(t testing.TB, objs []map[string]any) []string {
 			t.Logf("podman kube down: %v\n%s", err, out)
 		}
 	})
+	// Runs before the teardown above: what the pods said, when the test failed.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, p := range pods {
+			ps, _ := runCombined("podman", "ps", "-a", "--filter", "pod="+p, "--format", "{{.Names}}\t{{.Status}}\t{{.Ports}}")
+			t.Logf("pod %s:\n%s", p, ps)
+			for _, c := range strings.Fields(ps) {
+				if strings.HasPrefix(c, p+"-") {
+					logs, _ := runCombined("podman", "logs", c)
+					t.Logf("podman logs %s:\n%s", c, logs)
+				}
+			}
+		}
+	})
 	out := podman(t, "kube", "play", f)
 	t.Logf("podman kube play:\n%s", out)
 	for _, o := range objs {

@@ -111,7 +111,7 @@ var (
 	passNew       = regexp.MustCompile(`postscreen\[\d+\]: PASS NEW \[([0-9.]+)\]`)
 	passOld       = regexp.MustCompile(`postscreen\[\d+\]: PASS OLD \[([0-9.]+)\]`)
 	probeBounced  = regexp.MustCompile(`local\[\d+\]: .* to=<nosuchuser@test\.example>.*status=(undeliverable|bounced)`)
-	rejectUnknown = regexp.MustCompile(`^550 .*nosuchuser@test\.example`)
+	rejectUnknown = regexp.MustCompile(`^550 5\.1\.1 <nosuchuser@test\.example>: Recipient address rejected: undeliverable address: unknown user`)
 )
 
 func countMatches(re *regexp.Regexp, s string) int { return len(re.FindAllString(s, -1)) }

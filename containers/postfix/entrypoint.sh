@@ -27,7 +27,8 @@ postconf -e \
   address_verify_poll_delay=1s \
   address_verify_poll_count=3 \
   address_verify_cache_cleanup_interval=0 \
-  'smtpd_recipient_restrictions=reject_unverified_recipient, permit_mynetworks, reject'
+  'smtpd_recipient_restrictions=reject_unverified_recipient, permit_mynetworks, reject' \
+  unverified_recipient_reject_code=550
 
 # postscreen on $SMTP_LISTEN (default: port $SMTP_PORT on every address)
 # in front of smtpd; no chroot (the image is the jail).
