@@ -123,6 +123,65 @@ func memcachedItems(t testing.TB, addr string) int {
 	return n
 }
 
+// mxPair is two repcache replicas, each with a Postfix MX pod in front.
+type mxPair struct {
+	mx1, mx2         string // the Postfix containers
+	mx1Port, mx2Port int    // where their postscreen listens
+	bAdmin           int    // replica B's admin port
+}
+
+// twoMX plays replicas A and B from the chart with values(memcachePort,
+// adminPort), and MX1 on A, MX2 on B.
+func twoMX(t *testing.T, values func(mc, admin int) map[string]any) mxPair {
+	t.Helper()
+	id := os.Getpid()
+	aPort, aAdmin, bPort, bAdmin := freePort(t), freePort(t), freePort(t), freePort(t)
+	cmA := repcacheReplica(t, fmt.Sprintf("repcache-a-%d", id), values(aPort, aAdmin))
+	cmB := repcacheReplica(t, fmt.Sprintf("repcache-b-%d", id), values(bPort, bAdmin))
+	p := mxPair{mx1Port: freePort(t), mx2Port: freePort(t), bAdmin: bAdmin}
+	p.mx1 = mxPod(t, fmt.Sprintf("mx1-%d", id), p.mx1Port, cmA)
+	p.mx2 = mxPod(t, fmt.Sprintf("mx2-%d", id), p.mx2Port, cmB)
+	return p
+}
+
+// TestDefaultsNeverSplit: the chart as a user installs it. Two replicas of
+// the embedded store are refused; and what they would be, two caches, is
+// shown by two default installs (one replica each, as two replicas behind
+// a Service would be): a client that passed on MX1 is tested again on MX2.
+// The shared-cache test below is the same scenario with the values that
+// make one cache, where MX2 says PASS OLD.
+func TestDefaultsNeverSplit(t *testing.T) {
+	_, err := helmTemplateRaw(chartDir, "mx", map[string]any{"replicaCount": 2})
+	if err == nil || !strings.Contains(err.Error(), "replicaCount: 2 replicas with config.cache.backend memory would be 2 separate caches") {
+		t.Fatalf("helm template --set replicaCount=2 with the defaults: %v, want the chart to refuse the split", err)
+	}
+	objs := helmTemplate(t, chartDir, "mx", map[string]any{})
+	for _, o := range objs {
+		if o["kind"] == "Deployment" && o["spec"].(map[string]any)["replicas"] != 1 {
+			t.Errorf("default replicas: %v, want 1", o["spec"].(map[string]any)["replicas"])
+		}
+	}
+	mx := twoMX(t, func(mc, admin int) map[string]any {
+		return map[string]any{
+			"image":          imageValues(t),
+			"containerPorts": map[string]any{"memcache": mc, "admin": admin},
+			"config":         map[string]any{"listen": []string{fmt.Sprintf("127.0.0.1:%d", mc)}},
+			"postfix":        map[string]any{"memcacheAddress": fmt.Sprintf("inet:127.0.0.1:%d", mc)},
+		}
+	})
+	const client = "198.51.100.8"
+	newRe := regexp.MustCompile(`PASS NEW \[` + regexp.QuoteMeta(client) + `\]`)
+	for _, m := range []struct {
+		container string
+		port      int
+	}{{mx.mx1, mx.mx1Port}, {mx.mx2, mx.mx2Port}} {
+		if _, err := smtpSession(fmt.Sprintf("127.0.0.1:%d", m.port), client); err != nil {
+			t.Fatal(err)
+		}
+		waitLog(t, m.container, newRe, 0)
+	}
+}
+
 // TestSharedCacheMX: two MX hosts behind a load balancer, one cache. A
 // client that passed postscreen on MX1 is PASS OLD on MX2, and still is
 // after memcached restarted empty (the record comes back from Redis).
@@ -151,13 +210,8 @@ func TestSharedCacheMX(t *testing.T) {
 			"postfix": map[string]any{"memcacheAddress": fmt.Sprintf("inet:127.0.0.1:%d", mc)},
 		}
 	}
-	aPort, aAdmin, bPort, bAdmin := freePort(t), freePort(t), freePort(t), freePort(t)
-	cmA := repcacheReplica(t, fmt.Sprintf("repcache-a-%d", id), replica(aPort, aAdmin))
-	cmB := repcacheReplica(t, fmt.Sprintf("repcache-b-%d", id), replica(bPort, bAdmin))
-
-	mx1Port, mx2Port := freePort(t), freePort(t)
-	mx1 := mxPod(t, fmt.Sprintf("mx1-%d", id), mx1Port, cmA)
-	mx2 := mxPod(t, fmt.Sprintf("mx2-%d", id), mx2Port, cmB)
+	mx := twoMX(t, replica)
+	mx1, mx2, mx1Port, mx2Port, bAdmin := mx.mx1, mx.mx2, mx.mx1Port, mx.mx2Port, mx.bAdmin
 
 	// The client's address comes in the PROXY header: postscreen keys its
 	// record on it, not on the load balancer's address.
