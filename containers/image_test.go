@@ -20,6 +20,7 @@ const maxImageBytes = 40 << 20
 // chart does (read-only root, --config from a mounted file) and checks what
 // the Dockerfile promises.
 func TestImage(t *testing.T) {
+	t.Parallel() // containers wait more than they compute; every port and name is the test's own
 	var img []struct {
 		Size   int64
 		Config struct {

@@ -131,16 +131,16 @@ type mxPair struct {
 }
 
 // twoMX plays replicas A and B from the chart with values(memcachePort,
-// adminPort), and MX1 on A, MX2 on B.
-func twoMX(t *testing.T, values func(mc, admin int) map[string]any) mxPair {
+// adminPort), and MX1 on A, MX2 on B; pod names start with name.
+func twoMX(t *testing.T, name string, values func(mc, admin int) map[string]any) mxPair {
 	t.Helper()
-	id := os.Getpid()
+	id := fmt.Sprintf("%s-%d", name, os.Getpid())
 	aPort, aAdmin, bPort, bAdmin := freePort(t), freePort(t), freePort(t), freePort(t)
-	cmA := repcacheReplica(t, fmt.Sprintf("repcache-a-%d", id), values(aPort, aAdmin))
-	cmB := repcacheReplica(t, fmt.Sprintf("repcache-b-%d", id), values(bPort, bAdmin))
+	cmA := repcacheReplica(t, "repcache-a-"+id, values(aPort, aAdmin))
+	cmB := repcacheReplica(t, "repcache-b-"+id, values(bPort, bAdmin))
 	p := mxPair{mx1Port: freePort(t), mx2Port: freePort(t), bAdmin: bAdmin}
-	p.mx1 = mxPod(t, fmt.Sprintf("mx1-%d", id), p.mx1Port, cmA)
-	p.mx2 = mxPod(t, fmt.Sprintf("mx2-%d", id), p.mx2Port, cmB)
+	p.mx1 = mxPod(t, "mx1-"+id, p.mx1Port, cmA)
+	p.mx2 = mxPod(t, "mx2-"+id, p.mx2Port, cmB)
 	return p
 }
 
@@ -151,6 +151,7 @@ func twoMX(t *testing.T, values func(mc, admin int) map[string]any) mxPair {
 // The shared-cache test below is the same scenario with the values that
 // make one cache, where MX2 says PASS OLD.
 func TestDefaultsNeverSplit(t *testing.T) {
+	t.Parallel() // containers wait more than they compute; every port and name is the test's own
 	_, err := helmTemplateRaw(chartDir, "mx", map[string]any{"replicaCount": 2})
 	if err == nil || !strings.Contains(err.Error(), "replicaCount: 2 replicas with config.cache.backend memory would be 2 separate caches") {
 		t.Fatalf("helm template --set replicaCount=2 with the defaults: %v, want the chart to refuse the split", err)
@@ -161,7 +162,7 @@ func TestDefaultsNeverSplit(t *testing.T) {
 			t.Errorf("default replicas: %v, want 1", o["spec"].(map[string]any)["replicas"])
 		}
 	}
-	mx := twoMX(t, func(mc, admin int) map[string]any {
+	mx := twoMX(t, "defaults", func(mc, admin int) map[string]any {
 		return map[string]any{
 			"image":          imageValues(t),
 			"containerPorts": map[string]any{"memcache": mc, "admin": admin},
@@ -186,6 +187,7 @@ func TestDefaultsNeverSplit(t *testing.T) {
 // client that passed postscreen on MX1 is PASS OLD on MX2, and still is
 // after memcached restarted empty (the record comes back from Redis).
 func TestSharedCacheMX(t *testing.T) {
+	t.Parallel() // containers wait more than they compute; every port and name is the test's own
 	id := os.Getpid()
 	mcPort, redisPort := freePort(t), freePort(t)
 	memcached := fmt.Sprintf("repcache-mx-memcached-%d", id)
@@ -210,7 +212,7 @@ func TestSharedCacheMX(t *testing.T) {
 			"postfix": map[string]any{"memcacheAddress": fmt.Sprintf("inet:127.0.0.1:%d", mc)},
 		}
 	}
-	mx := twoMX(t, replica)
+	mx := twoMX(t, "shared", replica)
 	mx1, mx2, mx1Port, mx2Port, bAdmin := mx.mx1, mx.mx2, mx.mx1Port, mx.mx2Port, mx.bAdmin
 
 	// The client's address comes in the PROXY header: postscreen keys its

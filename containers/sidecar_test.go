@@ -134,6 +134,7 @@ func waitLog(t testing.TB, container string, re *regexp.Regexp, before int) stri
 // depends on this one renders it in sidecar mode (the chart's default: a
 // unix socket in a volume both containers mount).
 func TestSidecarPod(t *testing.T) {
+	t.Parallel() // containers wait more than they compute; every port and name is the test's own
 	smtpPort, adminPort := freePort(t), freePort(t)
 	dir := parentChart(t, "mail")
 	objs := helmTemplate(t, dir, "mail", map[string]any{
