@@ -5,7 +5,9 @@
 //   - sidecar_test.go: Postfix with repcache as the chart's sidecar in one
 //     pod, over the unix socket in a shared volume;
 //   - mx_test.go: two Postfix MX pods and two repcache replicas of the
-//     chart's standalone mode sharing memcached and Redis.
+//     chart's standalone mode sharing memcached and Redis, and the chart's
+//     defaults that never split the cache;
+//   - readme_test.go: the README's first-screen example.
 //
 // scripts/containers.sh builds the images and runs these tests with
 // REPCACHE_IMAGE, POSTFIX_IMAGE, SERVICES_IMAGE (Debian with postfix,
@@ -150,6 +152,22 @@ func memcache(network, addr, request string) (string, error) {
 			return out.String(), nil
 		}
 	}
+}
+
+// memcacheAll sends request (ending with quit) and returns everything the
+// server answers until it closes the connection, as nc prints it.
+func memcacheAll(addr, request string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, request); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(c)
+	return string(b), err
 }
 
 // httpGet returns the status code and body of url.
