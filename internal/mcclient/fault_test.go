@@ -540,3 +540,19 @@ func TestIdleCloseIsNotAFailure(t *testing.T) {
 		}
 	}
 }
+
+// A reply announcing an absurd value size is refused before anything is
+// allocated (a fake server: memcached never sends one).
+func TestHugeValueSizeRefused(t *testing.T) {
+	addr := fakeServer(t, func(line string) string {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "mg" {
+			return "VA 99999999999 c1 " + f[len(f)-1] + "\r\n"
+		}
+		return "MN\r\n"
+	})
+	c := newClient(t, Options{Servers: []string{addr}, Timeout: slow})
+	var pe *ProtocolError
+	if _, _, err := c.Get(ctx, "k"); !errors.As(err, &pe) {
+		t.Fatalf("get with a 100 GB value announced: %v", err)
+	}
+}
