@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/repcache/repcache/internal/backoff"
 )
 
 // Many goroutines share two connections; every reply reaches the request
@@ -554,5 +556,70 @@ func TestHugeValueSizeRefused(t *testing.T) {
 	var pe *ProtocolError
 	if _, _, err := c.Get(ctx, "k"); !errors.As(err, &pe) {
 		t.Fatalf("get with a 100 GB value announced: %v", err)
+	}
+}
+
+// A server marked down is not dialed again before its retry is due, and
+// each failed retry waits up to twice as long as the one before (a
+// listener that hangs up on every connection stands in for a server that
+// keeps failing).
+func TestDownServerRetriedWithBackoff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepts atomic.Int64
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepts.Add(1)
+			nc.Close()
+		}
+	}()
+	addr := ln.Addr().String()
+	c := newClient(t, Options{Servers: []string{addr}, Timeout: slow, FailureLimit: 2,
+		Retry: backoff.Policy{Base: time.Hour, Max: time.Hour}})
+	for !c.Down(addr) {
+		if err := c.Noop(ctx, addr); err == nil {
+			t.Fatal("mn answered by a listener that hangs up")
+		}
+	}
+	n := accepts.Load()
+	for range 100 {
+		if err := c.Noop(ctx, addr); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("request to a server marked down: %v", err)
+		}
+	}
+	if got := accepts.Load(); got != n {
+		t.Fatalf("%d connections while the server was down and not due for a retry", got-n)
+	}
+
+	// With short delays the retries happen, each failure doubling the
+	// ceiling of the next delay.
+	s := c.servers[0]
+	s.mu.Lock()
+	s.retry = backoff.Policy{Base: time.Millisecond, Max: time.Second}
+	s.retryAt = time.Now()
+	s.mu.Unlock()
+	for attempt := 1; attempt <= 4; {
+		c.Noop(ctx, addr)
+		s.mu.Lock()
+		a, wait := s.attempt, time.Until(s.retryAt)
+		s.mu.Unlock()
+		if a < attempt {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if ceiling := s.retry.Ceiling(a); wait > ceiling {
+			t.Fatalf("retry %d waits %v, more than its ceiling %v", a, wait, ceiling)
+		}
+		attempt = a + 1
+	}
+	if accepts.Load() <= n {
+		t.Fatal("no retry reached the server")
 	}
 }
