@@ -39,7 +39,10 @@ func build(cfg *config.Config, pm *policy.Metrics, log *slog.Logger, reg prometh
 		a.listeners = append(a.listeners, listenerSpec{addr: addr})
 	}
 	for _, l := range cfg.Listeners {
-		v := policy.View{ReadOnly: l.ReadOnly}
+		v := policy.View{ReadOnly: l.ReadOnly, Bound: l.Map}
+		if l.Map != "" {
+			v.Maps = map[string]bool{l.Map: true}
+		}
 		if len(l.Maps) > 0 {
 			v.Maps = map[string]bool{}
 			for _, n := range l.Maps {

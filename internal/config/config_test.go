@@ -169,6 +169,8 @@ var invalidCases = map[string]string{
 	"maps_not_list":                       `config: maps: expected a list of mappings, got string "postscreen"`,
 	"listener_unknown_map":                `config: listeners[0].maps: "greylist" is not the name of a configured map`,
 	"listener_duplicate_address":          `config: listeners[0].address: "127.0.0.1:11211" is already listed (in listen or listeners)`,
+	"listener_bound_unknown_map":          `config: listeners[0].map: "greylist" is not the name of a configured map`,
+	"listener_bound_and_maps":             `config: listeners[0].map: a listener bound to map postscreen serves only that map: leave maps out`,
 	"listener_unknown_field":              `config: listeners[0]: unknown field "readonly"`,
 	"unknown_keys_bad":                    `config: unknown_keys: "drop" is not one of allow, reject`,
 	"unknown_top_level":                   `config: unknown field "listne"`,

@@ -82,6 +82,10 @@ type ListenerConfig struct {
 	Maps []string `koanf:"maps"`
 	// ReadOnly refuses every write.
 	ReadOnly bool `koanf:"read_only"`
+	// Map binds the listener to one map: every key that arrives on it
+	// belongs to that map, whatever it looks like (for Postfix 3.11+
+	// tables with key_digest, whose keys are hashes). Exclusive with Maps.
+	Map string `koanf:"map"`
 }
 
 const defaultMapKeyLength = 1024
@@ -278,6 +282,12 @@ func validateMaps(c *Config) []fieldError {
 			if !names[n] {
 				add(at+".maps", "%q is not the name of a configured map", n)
 			}
+		}
+		switch {
+		case l.Map != "" && len(l.Maps) > 0:
+			add(at+".map", "a listener bound to map %s serves only that map: leave maps out", l.Map)
+		case l.Map != "" && !names[l.Map]:
+			add(at+".map", "%q is not the name of a configured map", l.Map)
 		}
 	}
 	return errs
