@@ -68,7 +68,7 @@ func TestDefaults(t *testing.T) {
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
 		Maps: []MapConfig{
-			{Name: "postscreen", Prefix: "postscreen:", Kind: "postscreen", Retention: 7 * 24 * time.Hour,
+			{Name: "postscreen", Prefix: "postscreen:", Kind: "postscreen", Retention: 7 * 24 * time.Hour, RetentionRule: "latest_pass",
 				MinTTL: time.Hour, MaxTTL: 90 * 24 * time.Hour, ClientTTL: "ignore", MaxKeyLength: 1024, Backup: "async", OnBackupError: "degrade"},
 			{Name: "verify", Prefix: "verify:", Kind: "verify", PositiveExpire: 31 * 24 * time.Hour, NegativeExpire: 3 * 24 * time.Hour,
 				MinTTL: time.Hour, MaxTTL: 90 * 24 * time.Hour, ClientTTL: "ignore", MaxKeyLength: 1024, Backup: "async", OnBackupError: "degrade"},
@@ -163,6 +163,7 @@ var invalidCases = map[string]string{
 	"map_fixed_without_ttl":               `config: maps[0] (grey): ttl must be above 0 for a fixed map`,
 	"map_min_over_max":                    `config: maps[0] (ps): min_ttl 2h0m0s is above max_ttl 1h0m0s`,
 	"map_integer_duration":                `config: maps[0] (vf).positive_expire: expected a duration such as "30s" or "5m", got integer 31`,
+	"map_bad_retention_rule":              `config: maps[0] (ps): unknown retention_rule "all_tests": want latest_pass or first_expired`,
 	"map_bad_client_ttl":                  `config: maps[0] (vf): unknown client_ttl "honour": want ignore or cap`,
 	"map_prefix_whitespace":               `config: maps[0] (vf).prefix: "vf :" contains white space, which memcache keys cannot`,
 	"map_key_length_below_limit":          `config: maps[0] (vf).max_key_length: 100 is outside limits.max_key_length (250)..65535`,

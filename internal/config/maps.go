@@ -25,6 +25,11 @@ type MapConfig struct {
 	Kind string `koanf:"kind"`
 	// Retention is postscreen_cache_retention_time (postscreen; default 7d).
 	Retention time.Duration `koanf:"retention"`
+	// RetentionRule is when a postscreen record's retention runs out:
+	// latest_pass (default: its latest passed test + retention) or
+	// first_expired (Postfix's psc_cache_validator code: its first enabled
+	// test's stamp + retention). See ttl.RetentionRule.
+	RetentionRule string `koanf:"retention_rule"`
 	// PositiveExpire is address_verify_positive_expire_time (verify; default 31d).
 	PositiveExpire time.Duration `koanf:"positive_expire"`
 	// NegativeExpire is address_verify_negative_expire_time (verify; default 3d).
@@ -55,7 +60,7 @@ func (m MapConfig) Rule() ttl.Rule {
 	return ttl.Rule{
 		Kind: ttl.Kind(m.Kind), Retention: m.Retention, PositiveExpire: m.PositiveExpire,
 		NegativeExpire: m.NegativeExpire, TTL: m.TTL, MinTTL: m.MinTTL, MaxTTL: m.MaxTTL,
-		ClientTTL: ttl.ClientTTL(m.ClientTTL),
+		ClientTTL: ttl.ClientTTL(m.ClientTTL), RetentionRule: ttl.RetentionRule(m.RetentionRule),
 	}
 }
 
@@ -95,7 +100,8 @@ func mapDefaults(k ttl.Kind) MapConfig {
 	r := ttl.Defaults(k)
 	return MapConfig{
 		Kind: string(k), Retention: r.Retention, PositiveExpire: r.PositiveExpire, NegativeExpire: r.NegativeExpire,
-		TTL: r.TTL, MinTTL: r.MinTTL, MaxTTL: r.MaxTTL, ClientTTL: string(r.ClientTTL), MaxKeyLength: defaultMapKeyLength,
+		TTL: r.TTL, MinTTL: r.MinTTL, MaxTTL: r.MaxTTL, ClientTTL: string(r.ClientTTL), RetentionRule: string(r.RetentionRule),
+		MaxKeyLength: defaultMapKeyLength,
 		Backup: "async", OnBackupError: "degrade",
 	}
 }
