@@ -77,7 +77,8 @@ func TestDefaults(t *testing.T) {
 		OnError:     "miss",
 	}
 	want.Cache.Memcached = MemcachedConfig{Servers: []string{}, Timeout: 100 * time.Millisecond, MaxIdleConns: 128}
-	want.Backup = BackupConfig{Backend: "none", QueueSize: 10000,
+	want.Cache.MissedWritesLimit, want.Cache.ProbeInterval = 100000, time.Second
+	want.Backup = BackupConfig{Backend: "none", QueueSize: 10000, QueueBytes: 64 * MiB,
 		Redis: RedisConfig{Addrs: []string{}, KeyPrefix: "repcache:", Timeout: 100 * time.Millisecond}}
 	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default() = %+v, want %+v", got, want)
@@ -110,7 +111,7 @@ func TestLoadValid(t *testing.T) {
 			UnixSocketMode:  "0600",
 			ShutdownTimeout: 30 * time.Second,
 			Admin:           AdminConfig{Listen: ""},
-			Cache:           CacheConfig{Backend: "memory", Memory: MemoryConfig{MaxBytes: GiB}, Memcached: Default().Cache.Memcached},
+			Cache:           CacheConfig{Backend: "memory", Memory: MemoryConfig{MaxBytes: GiB}, Memcached: Default().Cache.Memcached, MissedWritesLimit: 100000, ProbeInterval: time.Second},
 			Limits: LimitsConfig{
 				MaxConnections: 4096,
 				IdleTimeout:    90 * time.Second,
@@ -205,6 +206,8 @@ var invalidCases = map[string]string{
 	"relative_unix_listen":                `config: listen: "unix:repcache.sock" is neither host:port nor unix:/path (socket path must be absolute)`,
 	"duplicate_listen":                    `config: listen: "127.0.0.1:11211" is listed twice`,
 	"bad_admin_listen":                    `config: admin.listen: "unix:/run/repcache/admin.sock" is not host:port (unix sockets are not supported here); use "" to disable`,
+	"queue_bytes_too_small":               `config: backup.queue_bytes: 512B is below the minimum of 1KiB`,
+	"missed_writes_limit_zero":            `config: cache.missed_writes_limit: 0 is below the minimum of 1`,
 }
 
 func TestLoadInvalid(t *testing.T) {
@@ -345,7 +348,7 @@ func TestFlags(t *testing.T) {
 		UnixSocketMode:  "0600",
 		ShutdownTimeout: time.Second,
 		Admin:           AdminConfig{Listen: ""},
-		Cache:           CacheConfig{Backend: "memory", Memory: MemoryConfig{MaxBytes: 1e9}, Memcached: Default().Cache.Memcached},
+		Cache:           CacheConfig{Backend: "memory", Memory: MemoryConfig{MaxBytes: 1e9}, Memcached: Default().Cache.Memcached, MissedWritesLimit: 100000, ProbeInterval: time.Second},
 		Limits:          LimitsConfig{MaxConnections: 7, IdleTimeout: 2 * time.Minute, MaxKeyLength: 100, MaxItemSize: 2 * MiB, MaxLineLength: 4096},
 		Log:             LogConfig{Level: "warn", Format: "json"},
 		Maps:            defaultMaps(),

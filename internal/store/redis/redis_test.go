@@ -371,7 +371,7 @@ func TestMalformedIsPerRequest(t *testing.T) {
 		}
 		for _, mode := range []store.Mode{store.Add, store.Replace, store.CAS, store.Append} {
 			if _, err := s.Store(ctx, mode, store.Item{Key: []byte(k), Value: []byte("x"), CAS: 1}, now); !errors.Is(err, ErrMalformed) {
-				t.Fatalf("%s %s = %v, want malformed", modeNames[mode], k, err)
+				t.Fatalf("%s %s = %v, want malformed", mode, k, err)
 			}
 		}
 		if _, err := s.Touch(ctx, []byte(k), 0, nil, now); !errors.Is(err, ErrMalformed) {
