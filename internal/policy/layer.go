@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 
 	"github.com/repcache/repcache/internal/store"
-	"github.com/repcache/repcache/internal/store/tiered"
 	"github.com/repcache/repcache/internal/ttl"
 )
 
@@ -40,9 +39,6 @@ func (l *Live) Load() *Policy { return l.p.Load() }
 
 // Swap puts p in force.
 func (l *Live) Swap(p *Policy) { l.p.Store(p) }
-
-// TierRule is the tier rule of the policy in force (see Policy.TierRule).
-func (l *Live) TierRule(key []byte) tiered.Rule { return l.Load().TierRule(key) }
 
 // MapName is the name of key's map in the policy in force, or "".
 func (l *Live) MapName(key []byte) string {
