@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,7 +60,7 @@ func build(cfg *config.Config, pm *policy.Metrics, log *slog.Logger, reg prometh
 // check builds cfg as serving would and releases what it built: the error
 // is what serving would refuse to start with.
 func check(cfg *config.Config) error {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := slog.New(slog.DiscardHandler)
 	a, err := build(cfg, nil, quiet, prometheus.NewRegistry())
 	if err != nil {
 		return err

@@ -42,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -57,11 +58,21 @@ const (
 
 // ParseKind reads a kind from configuration text.
 func ParseKind(s string) (Kind, error) {
-	switch k := Kind(s); k {
-	case Postscreen, Verify, Fixed, Passthrough:
-		return k, nil
+	return parseWord(s, "map kind", Postscreen, Verify, Fixed, Passthrough)
+}
+
+// parseWord reads one of the allowed words of a setting from configuration
+// text; the error names the setting and lists the words.
+func parseWord[T ~string](s, setting string, allowed ...T) (T, error) {
+	words := make([]string, len(allowed))
+	for i, a := range allowed {
+		if string(a) == s {
+			return a, nil
+		}
+		words[i] = string(a)
 	}
-	return "", fmt.Errorf("unknown map kind %q: want postscreen, verify, fixed or passthrough", s)
+	list := strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+	return "", fmt.Errorf("unknown %s %q: want %s", setting, s, list)
 }
 
 // ClientTTL says what a typed map (postscreen, verify, fixed) does with the
@@ -78,13 +89,7 @@ const (
 )
 
 // ParseClientTTL reads a ClientTTL from configuration text.
-func ParseClientTTL(s string) (ClientTTL, error) {
-	switch c := ClientTTL(s); c {
-	case Ignore, Cap:
-		return c, nil
-	}
-	return "", fmt.Errorf("unknown client_ttl %q: want ignore or cap", s)
-}
+func ParseClientTTL(s string) (ClientTTL, error) { return parseWord(s, "client_ttl", Ignore, Cap) }
 
 // RetentionRule says when a postscreen record's retention runs out.
 type RetentionRule string
@@ -108,11 +113,7 @@ const (
 
 // ParseRetentionRule reads a RetentionRule from configuration text.
 func ParseRetentionRule(s string) (RetentionRule, error) {
-	switch r := RetentionRule(s); r {
-	case LatestPass, FirstExpired:
-		return r, nil
-	}
-	return "", fmt.Errorf("unknown retention_rule %q: want latest_pass or first_expired", s)
+	return parseWord(s, "retention_rule", LatestPass, FirstExpired)
 }
 
 // ProbeTTL is Postfix verify's PROBE_TTL: a record whose probe went out less
