@@ -101,8 +101,7 @@ func mapDefaults(k ttl.Kind) MapConfig {
 	return MapConfig{
 		Kind: string(k), Retention: r.Retention, PositiveExpire: r.PositiveExpire, NegativeExpire: r.NegativeExpire,
 		TTL: r.TTL, MinTTL: r.MinTTL, MaxTTL: r.MaxTTL, ClientTTL: string(r.ClientTTL), RetentionRule: string(r.RetentionRule),
-		MaxKeyLength: defaultMapKeyLength,
-		Backup: "async", OnBackupError: "degrade",
+		MaxKeyLength: defaultMapKeyLength, Backup: "async", OnBackupError: "degrade",
 	}
 }
 
