@@ -45,6 +45,7 @@ fuzz() { # package target executions
   return "${PIPESTATUS[0]}"
 }
 fuzz ./internal/protocol FuzzSession 300000
+fuzz ./internal/protocol FuzzSessionSplit 100000
 fuzz ./internal/config FuzzLoadYAML 20000
 fuzz ./internal/ttl FuzzParsePostscreen 1000000
 fuzz ./internal/ttl FuzzParseVerify 1000000
