@@ -56,3 +56,6 @@ go test -race -count=1 -timeout 10m ./...
 
 step "Helm chart, Dockerfile and packaging (helm/; tools from the Go module proxy, cached)"
 scripts/helm-tools.sh >/dev/null && (cd helm && go vet ./... && go test -count=1 ./...)
+
+step "container image and pods under podman (scripts/containers.sh: image, sidecar pod, two MX on one cache)"
+scripts/containers.sh

@@ -60,6 +60,13 @@ func validate(c *Config) error {
 	if c.Backup.QueueSize < 1 {
 		check("backup.queue_size", fmt.Errorf("%d is below the minimum of 1", c.Backup.QueueSize))
 	}
+	if c.Backup.QueueBytes < 1*KiB {
+		check("backup.queue_bytes", fmt.Errorf("%v is below the minimum of 1KiB", c.Backup.QueueBytes))
+	}
+	if c.Cache.MissedWritesLimit < 1 {
+		check("cache.missed_writes_limit", fmt.Errorf("%d is below the minimum of 1", c.Cache.MissedWritesLimit))
+	}
+	check("cache.probe_interval", positive(c.Cache.ProbeInterval))
 	check("backup.redis.timeout", positive(c.Backup.Redis.Timeout))
 	if c.Backup.Redis.Password != "" && c.Backup.Redis.PasswordFile != "" {
 		check("backup.redis.password_file", fmt.Errorf("set either password or password_file, not both"))
