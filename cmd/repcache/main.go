@@ -183,8 +183,8 @@ func serve(cfg *config.Config, a *app, pm *policy.Metrics, reg *prometheus.Regis
 		Logger:        log,
 	}).WithMetrics(protocol.NewMetrics(reg))
 	defer h.Close()
-	server.RegisterMetrics(reg, h.Counters())
 	srv := server.New(server.Options{
+		Registerer:     reg,
 		MaxConnections: cfg.Limits.MaxConnections,
 		IdleTimeout:    cfg.Limits.IdleTimeout,
 		UnixSocketMode: cfg.UnixSocketFileMode(),

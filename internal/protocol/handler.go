@@ -32,10 +32,8 @@ type Options struct {
 	Logger          *slog.Logger
 }
 
-// Counters are the server's statistics, as reported by "stats".
+// Counters are the protocol's statistics, as reported by "stats".
 type Counters struct {
-	CurrConnections, TotalConnections, RejectedConnections atomic.Int64
-
 	CmdGet, CmdSet, CmdFlush, CmdTouch, CmdMeta atomic.Uint64
 	GetHits, GetMisses                          atomic.Uint64
 	DeleteHits, DeleteMisses                    atomic.Uint64
@@ -61,6 +59,7 @@ type shared struct {
 	maxKey     atomic.Int64 // limits that a reload may change
 	maxItem    atomic.Int64
 	maxConns   atomic.Int64 // the server's connection limit, for stats settings
+	conns      atomic.Pointer[ConnectionStats]
 	started    time.Time
 	Stats      Counters
 	flushMu    sync.Mutex
@@ -115,6 +114,16 @@ func (h *Handler) SetLimits(maxKeyLength, maxItemSize int) {
 	h.maxKey.Store(int64(maxKeyLength))
 	h.maxItem.Store(int64(maxItemSize))
 }
+
+// ConnectionStats is what the server counts of its connections, passed
+// down for "stats".
+type ConnectionStats interface {
+	Connections() (current, total, rejected int64)
+}
+
+// SetConnectionStats gives the handler's family the server's connection
+// counts for "stats".
+func (h *Handler) SetConnectionStats(c ConnectionStats) { h.conns.Store(&c) }
 
 // SetMaxConnections tells the handler's family the server's connection
 // limit, which "stats settings" reports as maxconns.

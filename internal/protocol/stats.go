@@ -86,9 +86,13 @@ func (s *Session) generalStats() {
 	i("pointer_size", 64)
 	str("rusage_user", tv(ru.Utime))
 	str("rusage_system", tv(ru.Stime))
-	i("curr_connections", c.CurrConnections.Load())
-	i("total_connections", c.TotalConnections.Load())
-	i("rejected_connections", c.RejectedConnections.Load())
+	var curr, total, rejected int64
+	if cs := s.h.conns.Load(); cs != nil {
+		curr, total, rejected = (*cs).Connections()
+	}
+	i("curr_connections", curr)
+	i("total_connections", total)
+	i("rejected_connections", rejected)
 	u("cmd_get", c.CmdGet.Load())
 	u("cmd_set", c.CmdSet.Load())
 	u("cmd_flush", c.CmdFlush.Load())
