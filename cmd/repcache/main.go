@@ -181,7 +181,8 @@ func serve(cfg *config.Config, a *app, pm *policy.Metrics, reg *prometheus.Regis
 		MaxLineLength: cfg.Limits.MaxLineLength,
 		Version:       protocol.CompatVersion + "-repcache-" + version,
 		Logger:        log,
-	}).WithMetrics(protocol.NewMetrics(reg))
+		Registerer:    reg,
+	})
 	defer h.Close()
 	srv := server.New(server.Options{
 		Registerer:     reg,

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/repcache/repcache/internal/store"
 )
 
@@ -30,6 +32,9 @@ type Options struct {
 	Version         string       // reported by "version" and "stats"
 	Now             func() int64 // clock, Unix seconds (default time.Now)
 	Logger          *slog.Logger
+	// Registerer receives the protocol metrics (nil: none); handlers made
+	// with ForStore share them.
+	Registerer prometheus.Registerer
 }
 
 // Counters are the protocol's statistics, as reported by "stats".
@@ -51,7 +56,7 @@ type Handler struct {
 	opts    Options
 	store   store.Store
 	limiter store.KeyLimiter // nil: opts.MaxKeyLength for every key
-	metrics *Metrics
+	metrics *metrics
 	*shared
 }
 
@@ -90,6 +95,9 @@ func NewHandler(st store.Store, o Options) *Handler {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{opts: o, shared: &shared{started: time.Now()}}
+	if o.Registerer != nil {
+		h.metrics = newMetrics(o.Registerer)
+	}
 	h.SetLimits(o.MaxKeyLength, o.MaxItemSize)
 	h.setStore(st)
 	return h
