@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/repcache/repcache/internal/store"
 )
 
@@ -63,6 +65,8 @@ type Options struct {
 	// (for metrics). It runs under a shard lock: it must be quick and must
 	// not call the store.
 	OnExpire func(key []byte)
+	// Registerer receives the store's metrics (nil: none).
+	Registerer prometheus.Registerer
 }
 
 // Store is the embedded store. It implements store.Store.
@@ -134,6 +138,9 @@ func New(o Options) (*Store, error) {
 			return nil, fmt.Errorf("memory store: allocate %d bytes: %w", per, err)
 		}
 		s.shards = append(s.shards, &shard{seed: s.seed, index: newIndex(), ring: ring, size: uint64(per), onExpire: o.OnExpire})
+	}
+	if o.Registerer != nil {
+		newMetrics(o.Registerer, s)
 	}
 	if o.SweepInterval > 0 {
 		go s.sweeper(o.SweepInterval, o.SweepPasses, o.Now)
