@@ -11,9 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sony/gobreaker/v2"
-
 	"github.com/repcache/repcache/internal/config"
+	"github.com/repcache/repcache/internal/guard"
 	"github.com/repcache/repcache/internal/policy"
 	"github.com/repcache/repcache/internal/store"
 	"github.com/repcache/repcache/internal/store/memcached"
@@ -25,24 +24,27 @@ import (
 // tiers are the storage tiers the configuration asks for.
 type tiers struct {
 	stopWatch     func()
-	store         *tiered.Store
+	tiered        *tiered.Store
+	store         store.Store // tiered, as the policy layer calls it
 	cache, backup store.Store
-	guards        []*tiered.Guard
+	cacheGuard    *guard.Guard
+	redis         *redis.Store // watched for expirations once serving starts (see serve)
 }
 
-// Ready reports whether the cache tier is believed reachable.
+// Ready reports whether the cache tier is believed reachable: its breaker
+// is not open and it answered its last background probe.
 func (t *tiers) Ready() error {
-	for _, g := range t.guards {
-		if g.Name() == "memcached" {
-			return g.Ready()
+	if t.cacheGuard != nil {
+		if err := t.cacheGuard.Ready(); err != nil {
+			return err
 		}
 	}
-	return nil
+	return t.tiered.Ready()
 }
 
 // closeAll drains the async backup queue within ctx, then closes the tiers.
 func (t *tiers) closeAll(ctx context.Context, log *slog.Logger) {
-	if err := t.store.Drain(ctx); err != nil {
+	if err := t.tiered.Drain(ctx); err != nil {
 		log.Warn("backup queue not fully written before exit", "err", err)
 	}
 	if t.stopWatch != nil {
@@ -56,28 +58,26 @@ func (t *tiers) closeAll(ctx context.Context, log *slog.Logger) {
 
 func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prometheus.Registerer) (*tiers, error) {
 	t := &tiers{}
-	gm := tiered.NewGuardMetrics(reg)
-	onState := func(name string, from, to gobreaker.State) {
-		log.Warn("backend circuit breaker changed state", "backend", name, "from", from.String(), "to", to.String())
-	}
+	gm := guard.NewMetrics(reg)
+	var o tiered.Options
 	switch cfg.Cache.Backend {
 	case "memcached":
 		mc, err := memcached.New(memcached.Options{
-			Servers:      cfg.Cache.Memcached.Servers,
-			Timeout:      cfg.Cache.Memcached.Timeout,
-			MaxIdleConns: cfg.Cache.Memcached.MaxIdleConns,
-			MaxItemSize:  int(cfg.Limits.MaxItemSize),
+			Servers:     cfg.Cache.Memcached.Servers,
+			Timeout:     cfg.Cache.Memcached.Timeout,
+			MaxItemSize: int(cfg.Limits.MaxItemSize),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("cache.memcached: %w", err)
 		}
-		g := tiered.NewGuard("memcached", mc, tiered.GuardOptions{Timeout: cfg.Cache.Memcached.Timeout, OnStateChange: onState}).WithMetrics(gm)
-		t.cache, t.guards = g, append(t.guards, g)
+		g := guard.New("memcached", mc, guard.Options{Timeout: cfg.Cache.Memcached.Timeout, Metrics: gm, Logger: log})
+		t.cache, t.cacheGuard = g, g
+		o.CachePing = probeThrough{g, mc}
 	default:
 		m, err := memory.New(memory.Options{MaxBytes: int64(cfg.Cache.Memory.MaxBytes), MaxItemSize: int(cfg.Limits.MaxItemSize),
 			OnExpire: func(key []byte) { live.Load().Expired(key, "cache") }})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("cache.memory: %w", err)
 		}
 		m.RegisterMetrics(reg)
 		t.cache = m
@@ -107,23 +107,40 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 			t.cache.Close()
 			return nil, fmt.Errorf("backup.redis: %w", err)
 		}
-		g := tiered.NewGuard("redis", r, tiered.GuardOptions{Timeout: rc.Timeout, OnStateChange: onState}).WithMetrics(gm)
-		t.backup, t.guards = g, append(t.guards, g)
-		t.watchRedisExpiry(r, live, log)
+		g := guard.New("redis", r, guard.Options{Timeout: rc.Timeout, Metrics: gm, Logger: log})
+		t.backup = g
+		o.BackupPing = g
+		if t.cacheGuard != nil {
+			// A cache shared with other instances carries the generation
+			// they all read from Redis.
+			o.Generations = r
+		}
+		t.redis = r
 	}
-	t.store = tiered.New(t.cache, t.backup, tiered.Options{
-		Rule:          live.TierRule,
-		MapOf:         live.MapName,
-		ErrorOnOutage: cfg.OnError == "error",
-		QueueSize:     cfg.Backup.QueueSize,
-		Logger:        log,
-	})
-	var names []string
+	o.ErrorOnOutage = cfg.OnError == "error"
+	o.QueueSize = cfg.Backup.QueueSize
+	o.QueueBytes = int64(cfg.Backup.QueueBytes)
+	o.InvalidationLimit = cfg.Cache.MissedWritesLimit
+	o.ProbeInterval = cfg.Cache.ProbeInterval
+	o.Logger = log
+	o.Registerer = reg
 	for _, m := range live.Load().Maps() {
-		names = append(names, m.Name)
+		o.Maps = append(o.Maps, m.Name)
 	}
-	t.store.NewMetrics(reg, names)
+	t.tiered = tiered.New(t.cache, t.backup, o)
+	t.store = routeByPolicy{t.tiered, live}
 	return t, nil
+}
+
+// probeThrough probes a backend with ping, under its guard's breaker: a
+// failed probe counts toward opening it, a successful one closes it.
+type probeThrough struct {
+	g    *guard.Guard
+	ping guard.Pinger
+}
+
+func (p probeThrough) Ping(ctx context.Context) error {
+	return p.g.Probe(ctx, p.ping)
 }
 
 // watchRedisExpiry counts Redis's expirations per map from keyspace events.
@@ -135,16 +152,57 @@ func (t *tiers) watchRedisExpiry(r *redis.Store, live *policy.Live, log *slog.Lo
 	if err := r.EnableExpiryEvents(ctx); err != nil {
 		log.Warn("cannot enable Redis expiry events; set notify-keyspace-events Ex on the server for the backup expiration metric", "err", err)
 	}
-	stop, err := r.SubscribeExpired(context.Background(), func(key string) { live.Load().Expired([]byte(key), "backup") })
+	stop, err := r.SubscribeExpired(ctx, func(key string) { live.Load().Expired([]byte(key), "backup") })
 	if err != nil {
-		log.Warn("cannot subscribe to Redis expiry events", "err", err)
-		return
+		log.Warn("cannot subscribe to Redis expiry events yet; retrying in the background", "err", err)
 	}
 	t.stopWatch = stop
 }
 
-// tierRule is a map's tier rule from its configuration.
-func tierRule(m config.MapConfig) tiered.Rule {
-	b, _ := tiered.ParseBackup(m.Backup) // validated by config
-	return tiered.Rule{Backup: b, FailOnBackupError: m.OnBackupError == "fail"}
+// routeByPolicy gives a request the route of its key's map when it comes
+// without a request carrier: the policy layer writes the route into the
+// carrier, but until the protocol layer puts one in every request's
+// context, the tiers would see none. Delete it once the protocol does.
+type routeByPolicy struct {
+	next *tiered.Store
+	live *policy.Live
 }
+
+func (r routeByPolicy) ctx(ctx context.Context, key []byte) context.Context {
+	if store.RequestFrom(ctx) != nil {
+		return ctx // the policy layer has set the route
+	}
+	var route store.Route
+	if m := r.live.Load().Lookup(key); m != nil {
+		route = m.Route
+	}
+	return store.NewContext(ctx, &store.Request{Route: route})
+}
+
+func (r routeByPolicy) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
+	return r.next.Get(r.ctx(ctx, key), key, buf, now)
+}
+
+func (r routeByPolicy) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	return r.next.MetaGet(r.ctx(ctx, key), key, buf, o, now)
+}
+
+func (r routeByPolicy) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
+	return r.next.Touch(r.ctx(ctx, key), key, deadline, buf, now)
+}
+
+func (r routeByPolicy) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
+	return r.next.Store(r.ctx(ctx, it.Key), mode, it, now)
+}
+
+func (r routeByPolicy) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
+	return r.next.Delete(r.ctx(ctx, key), key, o, now)
+}
+
+func (r routeByPolicy) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
+	return r.next.Incr(r.ctx(ctx, key), key, o, now)
+}
+
+func (r routeByPolicy) Flush(ctx context.Context) error { return r.next.Flush(ctx) }
+func (r routeByPolicy) Close() error                    { return r.next.Close() }
+func (r routeByPolicy) Stats() store.Stats              { return r.next.Stats() }

@@ -28,7 +28,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"slices"
@@ -94,6 +93,9 @@ type BackupConfig struct {
 	// QueueSize bounds the async backup writes waiting; beyond it writes
 	// are dropped and counted. Default 10000.
 	QueueSize int `koanf:"queue_size"`
+	// QueueBytes bounds the bytes (keys and values) those writes hold.
+	// Default 64MiB.
+	QueueBytes ByteSize `koanf:"queue_bytes"`
 	// Redis configures the redis backend.
 	Redis RedisConfig `koanf:"redis"`
 }
@@ -143,6 +145,13 @@ type CacheConfig struct {
 	Memory MemoryConfig `koanf:"memory"`
 	// Memcached configures the memcached backend.
 	Memcached MemcachedConfig `koanf:"memcached"`
+	// MissedWritesLimit bounds the keys remembered because their write
+	// missed the cache (deleted from it once it answers); beyond it the
+	// whole cache's older contents are made unservable. Default 100000.
+	MissedWritesLimit int `koanf:"missed_writes_limit"`
+	// ProbeInterval is how often the tiers are probed in the background
+	// (readiness, recovery). Default 1s.
+	ProbeInterval time.Duration `koanf:"probe_interval"`
 }
 
 // MemcachedConfig configures the memcached cache tier (gomemcache).
@@ -203,14 +212,17 @@ func Default() *Config {
 		ShutdownTimeout: 10 * time.Second,
 		Admin:           AdminConfig{Listen: "127.0.0.1:9150"},
 		Cache: CacheConfig{
-			Backend:   "memory",
-			Memory:    MemoryConfig{MaxBytes: 64 * MiB},
-			Memcached: MemcachedConfig{Servers: []string{}, Timeout: 100 * time.Millisecond, MaxIdleConns: 128},
+			Backend:           "memory",
+			Memory:            MemoryConfig{MaxBytes: 64 * MiB},
+			Memcached:         MemcachedConfig{Servers: []string{}, Timeout: 100 * time.Millisecond, MaxIdleConns: 128},
+			MissedWritesLimit: 100000,
+			ProbeInterval:     time.Second,
 		},
 		Backup: BackupConfig{
-			Backend:   "none",
-			QueueSize: 10000,
-			Redis:     RedisConfig{Addrs: []string{}, KeyPrefix: "repcache:", Timeout: 100 * time.Millisecond},
+			Backend:    "none",
+			QueueSize:  10000,
+			QueueBytes: 64 * MiB,
+			Redis:      RedisConfig{Addrs: []string{}, KeyPrefix: "repcache:", Timeout: 100 * time.Millisecond},
 		},
 		OnError: "miss",
 		Limits: LimitsConfig{
@@ -259,6 +271,10 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("backup.redis.key_prefix", d.Backup.Redis.KeyPrefix, "prefix of every Redis key")
 	fs.Duration("backup.redis.timeout", d.Backup.Redis.Timeout, "deadline of every Redis call")
 	fs.Int("backup.redis.pool_size", 0, "Redis connection pool size (0: go-redis default)")
+	fs.Int("cache.missed_writes_limit", d.Cache.MissedWritesLimit, "keys whose cache write failed that are remembered for invalidation")
+	fs.Duration("cache.probe_interval", d.Cache.ProbeInterval, "interval of the tiers' background probes")
+	queueBytes := d.Backup.QueueBytes
+	fs.Var(&queueBytes, "backup.queue_bytes", "bytes the async backup writes waiting may hold (e.g. 64MiB)")
 	fs.String("on_error", d.OnError, "reads no tier can answer: miss or error")
 	maxBytes := d.Cache.Memory.MaxBytes
 	fs.Var(&maxBytes, "cache.memory.max_bytes", "memory backend capacity (e.g. 64MiB, 1GiB)")
@@ -444,15 +460,6 @@ func (c *Config) LogLevel() slog.Level {
 		return slog.LevelError
 	}
 	return slog.LevelInfo
-}
-
-// NewLogger returns a logger writing to w in Log.Format at LogLevel.
-func (c *Config) NewLogger(w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.LogLevel()}
-	if c.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // UnixSocketFileMode returns UnixSocketMode as a file mode to chmod unix

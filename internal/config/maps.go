@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 
+	"github.com/repcache/repcache/internal/store"
 	"github.com/repcache/repcache/internal/ttl"
 )
 
@@ -56,6 +57,19 @@ func (m MapConfig) Rule() ttl.Rule {
 		NegativeExpire: m.NegativeExpire, TTL: m.TTL, MinTTL: m.MinTTL, MaxTTL: m.MaxTTL,
 		ClientTTL: ttl.ClientTTL(m.ClientTTL),
 	}
+}
+
+// Route returns what the map asks of the tiers (the policy fills in the
+// map's name).
+func (m MapConfig) Route() store.Route {
+	r := store.Route{FailOnBackupError: m.OnBackupError == "fail"}
+	switch m.Backup {
+	case "sync":
+		r.Backup = store.SyncBackup
+	case "async":
+		r.Backup = store.AsyncBackup
+	}
+	return r
 }
 
 // ListenerConfig is one entry of "listeners": an address with options.
@@ -242,8 +256,10 @@ func validateMaps(c *Config) []fieldError {
 		if m.MaxKeyLength < c.Limits.MaxKeyLength || m.MaxKeyLength > maxKeyLengthMax {
 			add(at+".max_key_length", "%d is outside limits.max_key_length (%d)..%d", m.MaxKeyLength, c.Limits.MaxKeyLength, maxKeyLengthMax)
 		}
-		if len(m.Prefix)+44 > c.Limits.MaxKeyLength {
-			add(at+".prefix", "%q is too long: at most %d bytes with limits.max_key_length %d", m.Prefix, c.Limits.MaxKeyLength-44, c.Limits.MaxKeyLength)
+		// A long key is kept under its map's prefix and a digest, which
+		// must itself fit limits.max_key_length.
+		if len(m.Prefix)+store.DigestLen > c.Limits.MaxKeyLength {
+			add(at+".prefix", "%q is too long: at most %d bytes with limits.max_key_length %d", m.Prefix, c.Limits.MaxKeyLength-store.DigestLen, c.Limits.MaxKeyLength)
 		}
 	}
 	seen := map[string]bool{}

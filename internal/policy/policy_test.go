@@ -22,26 +22,22 @@ func testPolicy(t *testing.T, rejectUnknown bool) *Policy {
 	grey.TTL = 10 * time.Minute
 	capped := ttl.Defaults(ttl.Postscreen)
 	capped.ClientTTL = ttl.Cap
-	p, err := New([]Map{
+	return New([]Map{
 		{Name: "postscreen", Prefix: "postscreen:", Rule: ps, MaxKeyLength: 1024},
 		{Name: "verify", Prefix: "verify:", Rule: vf, MaxKeyLength: 1024},
 		{Name: "grey", Prefix: "grey:", Rule: grey},
 		{Name: "capped", Prefix: "postscreen:capped:", Rule: capped},
 	}, Options{RejectUnknown: rejectUnknown})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
-func newStore(t *testing.T, p *Policy, v View) (*Store, *memory.Store) {
+func newLayer(t *testing.T, p *Policy, v View) (*Layer, *memory.Store) {
 	t.Helper()
 	mem, err := memory.New(memory.Options{MaxBytes: 8 << 20, SweepInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mem.Close() })
-	return p.Wrap(mem, v), mem
+	return NewLive(p).Layer(mem, v), mem
 }
 
 func set(s store.Store, key, val string, clientDeadline int64) error {
@@ -67,7 +63,7 @@ func clientError(t *testing.T, err error, contains string) {
 }
 
 func TestLifetimesFollowTheRecord(t *testing.T) {
-	s, _ := newStore(t, testPolicy(t, false), View{})
+	s, _ := newLayer(t, testPolicy(t, false), View{})
 	pass := now + 1*int64(day/time.Second)
 	// postscreen: latest passed stamp + 7d retention; the client's exptime (3600) is ignored.
 	if err := set(s, "postscreen:192.0.2.1", "1795086400;1;1;1;1", now+3600); err != nil {
@@ -108,7 +104,7 @@ func TestLifetimesFollowTheRecord(t *testing.T) {
 }
 
 func TestDeadRecordIsStoredNowhere(t *testing.T) {
-	s, mem := newStore(t, testPolicy(t, false), View{})
+	s, mem := newLayer(t, testPolicy(t, false), View{})
 	set(s, "verify:old@test.example", "0:0:1700000000:ok", 0) // updated years ago
 	if err := set(s, "verify:old@test.example", "0:0:1700000000:ok", 0); err != nil {
 		t.Fatalf("a dead record must be answered STORED: %v", err)
@@ -122,7 +118,7 @@ func TestDeadRecordIsStoredNowhere(t *testing.T) {
 }
 
 func TestMalformedRecordsAreRefused(t *testing.T) {
-	s, _ := newStore(t, testPolicy(t, false), View{})
+	s, _ := newLayer(t, testPolicy(t, false), View{})
 	set(s, "postscreen:192.0.2.9", "1795086400;1;1;1;1", 0)
 	for _, bad := range []string{"", "garbage", "1795086400;x;1;1;1", "-1;1;1;1;1"} {
 		clientError(t, set(s, "postscreen:192.0.2.9", bad, 0), "map postscreen")
@@ -136,12 +132,12 @@ func TestMalformedRecordsAreRefused(t *testing.T) {
 	}
 	_, err = s.Store(context.Background(), store.Append, store.Item{Key: []byte("postscreen:192.0.2.9"), Value: []byte(";1")}, now)
 	clientError(t, err, "append")
-	_, err = s.Incr(context.Background(), []byte("postscreen:192.0.2.9"), 1, false, now)
+	_, err = s.Incr(context.Background(), []byte("postscreen:192.0.2.9"), store.IncrOptions{Delta: 1}, now)
 	clientError(t, err, "incr")
 }
 
 func TestClientTTLCap(t *testing.T) {
-	s, _ := newStore(t, testPolicy(t, false), View{})
+	s, _ := newLayer(t, testPolicy(t, false), View{})
 	set(s, "postscreen:capped:192.0.2.1", "1795086400;1;1;1;1", now+7200)
 	if got := deadline(t, s, "postscreen:capped:192.0.2.1"); got != now+7200 {
 		t.Errorf("capped deadline = %d, want the client's %d", got, now+7200)
@@ -165,27 +161,27 @@ func TestClientTTLCap(t *testing.T) {
 
 func TestUnknownKeysAndViews(t *testing.T) {
 	p := testPolicy(t, true)
-	s, mem := newStore(t, p, View{})
+	s, mem := newLayer(t, p, View{})
 	clientError(t, set(s, "greylist:x", "v", 0), `key prefix "greylist:" matches no map`)
 	if _, err := s.Get(context.Background(), []byte("greylist:x"), nil, now); err == nil {
 		t.Fatal("unknown key readable under reject")
 	}
-	ro := p.Wrap(mem, View{ReadOnly: true})
+	ro := NewLive(p).Layer(mem, View{ReadOnly: true})
 	set(s, "verify:u@test.example", "0:0:1795000000:ok", 0)
 	clientError(t, set(ro, "verify:u@test.example", "0:0:1795000000:ok", 0), "read-only")
-	clientError(t, ro.Delete(context.Background(), []byte("verify:u@test.example"), now), "read-only")
+	clientError(t, ro.Delete(context.Background(), []byte("verify:u@test.example"), store.DeleteOptions{}, now), "read-only")
 	clientError(t, ro.Flush(context.Background()), "read-only")
 	if _, err := ro.Get(context.Background(), []byte("verify:u@test.example"), nil, now); err != nil {
 		t.Fatalf("read-only listener cannot read: %v", err)
 	}
-	onlyPS := p.Wrap(mem, View{Maps: map[string]bool{"postscreen": true}})
+	onlyPS := NewLive(p).Layer(mem, View{Maps: map[string]bool{"postscreen": true}})
 	_, err := onlyPS.Get(context.Background(), []byte("verify:u@test.example"), nil, now)
 	clientError(t, err, "map verify is not served on this listener")
 	clientError(t, onlyPS.Flush(context.Background()), "every map")
 }
 
 func TestLongKeysAreDigested(t *testing.T) {
-	s, mem := newStore(t, testPolicy(t, false), View{})
+	s, mem := newLayer(t, testPolicy(t, false), View{})
 	if got := s.MaxKeyLength([]byte("verify:x")); got != 1024 {
 		t.Fatalf("verify key limit = %d", got)
 	}
@@ -204,7 +200,7 @@ func TestLongKeysAreDigested(t *testing.T) {
 	}
 	// The store itself holds the digests: prefix + '#' + 43 characters.
 	digest := testPolicy(t, false).storageKey(testPolicy(t, false).Map("verify"), []byte(a), nil)
-	if len(digest) != len("verify:")+digestLen || !strings.HasPrefix(string(digest), "verify:#") {
+	if len(digest) != len("verify:")+store.DigestLen || !strings.HasPrefix(string(digest), "verify:#") {
 		t.Fatalf("digest key %q", digest)
 	}
 	if _, err := mem.Get(context.Background(), digest, nil, now); err != nil {
@@ -212,16 +208,99 @@ func TestLongKeysAreDigested(t *testing.T) {
 	}
 }
 
-func TestNewRejectsBadMaps(t *testing.T) {
-	ps := ttl.Defaults(ttl.Postscreen)
-	for _, maps := range [][]Map{
-		{{Name: "a", Prefix: "x:", Rule: ps}, {Name: "a", Prefix: "y:", Rule: ps}},
-		{{Name: "a", Prefix: "x:", Rule: ps}, {Name: "b", Prefix: "x:", Rule: ps}},
-		{{Name: "a", Prefix: strings.Repeat("p", 240), Rule: ps}},
-		{{Name: "a", Prefix: "x:", Rule: ttl.Rule{Kind: ttl.Fixed}}},
-	} {
-		if _, err := New(maps, Options{}); err == nil {
-			t.Errorf("New(%+v) accepted", maps)
+// routeProbe is the real memory store with a look at the request carrier
+// each call receives: no tier below the policy exists yet that reports the
+// route it was given, so the test reads it where a tier would.
+type routeProbe struct {
+	next store.Store
+	seen []store.Route
+}
+
+func (r *routeProbe) record(ctx context.Context) { r.seen = append(r.seen, store.RouteFrom(ctx)) }
+
+func (r *routeProbe) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
+	r.record(ctx)
+	return r.next.Get(ctx, key, buf, now)
+}
+
+func (r *routeProbe) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
+	r.record(ctx)
+	return r.next.Store(ctx, mode, it, now)
+}
+
+func (r *routeProbe) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
+	r.record(ctx)
+	return r.next.Delete(ctx, key, o, now)
+}
+
+func (r *routeProbe) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
+	r.record(ctx)
+	return r.next.Incr(ctx, key, o, now)
+}
+
+func (r *routeProbe) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	r.record(ctx)
+	return r.next.MetaGet(ctx, key, buf, o, now)
+}
+
+func (r *routeProbe) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
+	r.record(ctx)
+	return r.next.Touch(ctx, key, deadline, buf, now)
+}
+
+func (r *routeProbe) Flush(ctx context.Context) error { return r.next.Flush(ctx) }
+func (r *routeProbe) Close() error                    { return nil }
+
+func TestRouteIsCarriedDown(t *testing.T) {
+	ps, vf := ttl.Defaults(ttl.Postscreen), ttl.Defaults(ttl.Verify)
+	p := New([]Map{
+		{Name: "postscreen", Prefix: "postscreen:", Rule: ps, Route: store.Route{Backup: store.SyncBackup, FailOnBackupError: true}},
+		{Name: "verify", Prefix: "verify:", Rule: vf, Route: store.Route{Backup: store.AsyncBackup}},
+	}, Options{})
+	_, mem := newLayer(t, p, View{})
+	probe := &routeProbe{next: mem}
+	s := NewLive(p).Layer(probe, View{})
+	req := &store.Request{}
+	ctx := store.NewContext(context.Background(), req)
+	psRoute := store.Route{Map: "postscreen", Backup: store.SyncBackup, FailOnBackupError: true}
+	vfRoute := store.Route{Map: "verify", Backup: store.AsyncBackup}
+	steps := []struct {
+		call func() error
+		want store.Route
+	}{
+		{func() error {
+			_, err := s.Store(ctx, store.Set, store.Item{Key: []byte("postscreen:192.0.2.1"), Value: []byte("1795086400;1;1;1;1")}, now)
+			return err
+		}, psRoute},
+		{func() error { _, err := s.Get(ctx, []byte("postscreen:192.0.2.1"), nil, now); return err }, psRoute},
+		{func() error {
+			_, err := s.Store(ctx, store.Set, store.Item{Key: []byte("verify:u@test.example"), Value: []byte("0:0:1795000000:ok")}, now)
+			return err
+		}, vfRoute},
+		{func() error { return s.Delete(ctx, []byte("verify:u@test.example"), store.DeleteOptions{}, now) }, vfRoute},
+		{func() error {
+			_, err := s.Store(ctx, store.Set, store.Item{Key: []byte("other"), Value: []byte("1")}, now)
+			return err
+		}, store.Route{}},
+		{func() error { _, err := s.Incr(ctx, []byte("other"), store.IncrOptions{Delta: 1}, now); return err }, store.Route{}},
+	}
+	for i, st := range steps {
+		req.Route = store.Route{Map: "stale"}
+		if err := st.call(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
 		}
+		if req.Route != st.want {
+			t.Errorf("step %d: request route = %+v, want %+v", i, req.Route, st.want)
+		}
+		if got := probe.seen[len(probe.seen)-1]; got != st.want {
+			t.Errorf("step %d: the store below saw route %+v, want %+v", i, got, st.want)
+		}
+	}
+	// A refused request still names its map, for the protocol's metrics.
+	ro := NewLive(p).Layer(probe, View{ReadOnly: true})
+	req.Route = store.Route{}
+	clientError(t, ro.Delete(ctx, []byte("verify:u@test.example"), store.DeleteOptions{}, now), "read-only")
+	if req.Route != vfRoute {
+		t.Errorf("refused request route = %+v, want %+v", req.Route, vfRoute)
 	}
 }

@@ -120,20 +120,17 @@ func (h *Handler) SetLimits(maxKeyLength, maxItemSize int) {
 // Counters returns the statistics shared by the handler's family.
 func (h *Handler) Counters() *Counters { return &h.Stats }
 
-// maxRelativeExptime is memcached's REALTIME_MAXDELTA: larger exptimes are
-// absolute Unix times.
-const maxRelativeExptime = 60 * 60 * 24 * 30
-
-// Deadline converts a client exptime to an absolute deadline exactly as
-// memcached reads it: 0 never expires, negative is already expired, up to 30
-// days is relative, above is an absolute Unix time.
-func Deadline(exptime int32, now int64) int64 {
+// ExptimeDeadline converts a client's exptime to an absolute deadline
+// exactly as memcached reads it: 0 never expires, negative is already
+// expired, up to store.MaxRelativeTTL is relative, above is an absolute
+// Unix time.
+func ExptimeDeadline(exptime int32, now int64) int64 {
 	switch {
 	case exptime == 0:
 		return 0
 	case exptime < 0:
 		return 1
-	case exptime > maxRelativeExptime:
+	case exptime > store.MaxRelativeTTL:
 		return int64(exptime)
 	default:
 		return now + int64(exptime)

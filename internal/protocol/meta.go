@@ -11,18 +11,26 @@ import (
 
 // Meta command limits, from memcached.
 const (
-	maxMetaTokens    = 20 // MFLAG_MAX_OPT_LENGTH, counted as memcached's ntokens
-	maxOpaqueLength  = 32
-	errDefaultFormat = "CLIENT_ERROR bad command line format"
+	maxMetaTokens   = 20 // MFLAG_MAX_OPT_LENGTH, counted as memcached's ntokens
+	maxOpaqueLength = 32
+)
+
+// Meta error replies that are built as strings (the others are in replies.go).
+const (
+	replyBadFormat  = "CLIENT_ERROR bad command line format"
+	replyOpaqueLong = "CLIENT_ERROR opaque token too long"
 )
 
 // metaFlags is what _meta_flag_preparse learns from a meta command's flags.
+// Deadlines are converted from the request's exptimes once, here.
 type metaFlags struct {
 	base64   bool
 	value    bool
 	quiet    bool
+	noBump   bool // u
+	stale    bool // I
 	hasTTL   bool
-	ttl      int32
+	deadline int64 // T
 	hasCAS   bool
 	cas      uint64
 	flags    uint32
@@ -30,22 +38,29 @@ type metaFlags struct {
 	delta    uint64
 	initial  uint64
 	vivify   bool
-	vivTTL   int32
-	key      []byte // decoded key
+	vivDead  int64 // N
+	recache  int64 // R; 0 when absent
+	start    int   // first flag token
+	key      []byte
 	errReply string
 }
 
 // parseMetaFlags follows memcached's _meta_flag_preparse: a duplicate or
 // unknown flag stops at once; a bad flag value is remembered and parsing
-// goes on, so the last such error is the one reported. Flags memcached knows
-// but repcache does not implement (N in mg, R, h, l, E, I) are answered as
-// unknown flags rather than with a wrong value.
-func parseMetaFlags(t [][]byte, start, n int, cmd byte) (metaFlags, bool) {
-	f := metaFlags{delta: 1, key: t[1]}
+// goes on, so the last such error is the one reported.
+func parseMetaFlags(t [][]byte, start, n int, now int64) (metaFlags, bool) {
+	f := metaFlags{delta: 1, key: t[1], start: start}
 	var seen [128]bool
 	hasError := false
 	// bad remembers a bad flag value; parsing goes on, as in memcached.
 	bad := func(msg string) { f.errReply, hasError = msg, true }
+	exptime := func(arg []byte) (int64, bool) {
+		v, ok := cstrconv.ParseInt32(arg)
+		if !ok {
+			bad("CLIENT_ERROR bad token in command line format")
+		}
+		return ExptimeDeadline(v, now), ok
+	}
 	for i := start; i < n; i++ {
 		tok := t[i]
 		o := tok[0]
@@ -64,26 +79,20 @@ func parseMetaFlags(t [][]byte, start, n int, cmd byte) (metaFlags, bool) {
 			f.key = dec
 			f.base64 = true
 		case 'T':
-			v, ok := cstrconv.ParseInt32(arg)
-			if !ok {
-				bad("CLIENT_ERROR bad token in command line format")
-			}
-			f.ttl, f.hasTTL = v, true
+			f.deadline, f.hasTTL = exptime(arg)
 		case 'N':
-			if cmd == 'g' {
-				f.errReply = "CLIENT_ERROR invalid flag"
-				return f, false
-			}
-			v, ok := cstrconv.ParseInt32(arg)
-			if !ok {
-				bad("CLIENT_ERROR bad token in command line format")
-			}
-			f.vivTTL, f.vivify = v, true
-		case 'O', 'P', 'L', 'k', 's', 't', 'c', 'f', 'u':
+			f.vivDead, f.vivify = exptime(arg)
+		case 'R':
+			f.recache, _ = exptime(arg)
+		case 'O', 'P', 'L', 'k', 's', 't', 'c', 'f', 'h', 'l':
+		case 'u':
+			f.noBump = true
 		case 'v':
 			f.value = true
 		case 'q':
 			f.quiet = true
+		case 'I':
+			f.stale = true
 		case 'F':
 			v, ok := cstrconv.ParseUint32(arg)
 			if !ok {
@@ -120,9 +129,36 @@ func parseMetaFlags(t [][]byte, start, n int, cmd byte) (metaFlags, bool) {
 		}
 	}
 	if hasError && f.errReply == "" {
-		f.errReply = errDefaultFormat
+		f.errReply = replyBadFormat
 	}
 	return f, !hasError
+}
+
+// opaqueTooLong is the one check of O tokens' length; memcached makes it
+// while building each reply, before anything of the reply is sent.
+func opaqueTooLong(t [][]byte, start, n int) bool {
+	for i := start; i < n; i++ {
+		if t[i][0] == 'O' && len(t[i]) > maxOpaqueLength {
+			return true
+		}
+	}
+	return false
+}
+
+// createdDeadline is the deadline an item created by N ends up with:
+// memcached creates it never-expiring and applies N and T in request order,
+// so the later of the two wins.
+func (f *metaFlags) createdDeadline(t [][]byte, n int) int64 {
+	d := int64(0)
+	for i := f.start; i < n; i++ {
+		switch t[i][0] {
+		case 'N':
+			d = f.vivDead
+		case 'T':
+			d = f.deadline
+		}
+	}
+	return d
 }
 
 // appendMetaKey writes " k<key>", base64-encoded with " b" when the client
@@ -136,25 +172,29 @@ func appendMetaKey(out, key []byte, b64 bool) []byte {
 	return append(out, ' ', 'b')
 }
 
-// appendEcho appends the O (opaque) and k flags, in request order, as
-// memcached does on every meta reply; ok is false when an opaque is too long.
-func appendEcho(out []byte, t [][]byte, n int, key []byte, b64 bool) ([]byte, bool) {
-	for i := 2; i < n; i++ {
-		switch t[i][0] {
-		case 'O':
-			if len(t[i]) > maxOpaqueLength {
-				return out, false
-			}
-			out = append(out, ' ')
-			out = append(out, t[i]...)
-		case 'k':
-			out = appendMetaKey(out, key, b64)
-		}
+// appendEcho appends what every meta reply echoes for flag token tok: the
+// opaque (O) and the key (k). Other flags append nothing here.
+func appendEcho(out, tok []byte, f *metaFlags) []byte {
+	switch tok[0] {
+	case 'O':
+		out = append(out, ' ')
+		out = append(out, tok...)
+	case 'k':
+		out = appendMetaKey(out, f.key, f.base64)
 	}
-	return out, true
+	return out
 }
 
-var errOpaque = "CLIENT_ERROR opaque token too long"
+// metaStatusLine writes a status code and the echoed flags: the whole reply
+// of a meta command that found nothing to report on.
+func (s *Session) metaStatusLine(code string, t [][]byte, n int, f *metaFlags) {
+	out := append(s.out[:0], code...)
+	for i := f.start; i < n; i++ {
+		out = appendEcho(out, t[i], f)
+	}
+	s.out = append(out, crlf...)
+	s.write(s.out)
+}
 
 func (s *Session) errLine(msg string) {
 	s.write([]byte(msg + "\r\n"))
@@ -176,24 +216,48 @@ func (s *Session) metaCheck(t [][]byte, nt int, tooMany []byte) bool {
 	return false
 }
 
-// metaGet serves mg.
+// appendTTL writes the remaining lifetime as memcached's t flag does: -1
+// for an item that never expires.
+func appendTTL(out []byte, deadline, now int64) []byte {
+	if deadline == 0 {
+		return append(out, '-', '1')
+	}
+	return strconv.AppendInt(out, deadline-now, 10)
+}
+
+// metaGet serves mg: one store call does the read and every side effect.
 func (s *Session) metaGet(t [][]byte, n, nt int) {
 	if !s.metaCheck(t, nt, rMgFlagsTooLong) {
 		return
 	}
-	f, ok := parseMetaFlags(t, 2, n, 'g')
+	now := s.now()
+	f, ok := parseMetaFlags(t, 2, n, now)
 	if !ok {
 		s.errLine(f.errReply)
 		return
 	}
-	now := s.now()
-	s.h.Stats.CmdGet.Add(1)
-	it, err := s.h.store.Get(s.ctx, f.key, s.val[:0], now)
+	if opaqueTooLong(t, 2, n) {
+		s.errLine(replyOpaqueLong)
+		return
+	}
+	o := store.MetaGetOptions{Touch: f.hasTTL, Deadline: f.deadline, Recache: f.recache, NoBump: f.noBump}
+	if f.vivify {
+		o.Vivify, o.VivifyDeadline = true, f.createdDeadline(t, n)
+	}
+	for i := 2; i < n && f.hasTTL; i++ {
+		if t[i][0] == 'R' {
+			break
+		}
+		if t[i][0] == 'T' {
+			o.RecacheAfterTouch = true
+		}
+	}
+	it, st, err := s.h.store.MetaGet(s.ctx, f.key, s.val[:0], o, now)
 	s.val = it.Value
 	var ce *store.ClientError
 	if errors.As(err, &ce) {
 		s.count("mg", f.key, "refused")
-		s.write([]byte("CLIENT_ERROR " + ce.Msg + "\r\n"))
+		s.storeError(err)
 		return
 	}
 	if err != nil {
@@ -201,24 +265,28 @@ func (s *Session) metaGet(t [][]byte, n, nt int) {
 			s.count("mg", f.key, "miss")
 		} else {
 			s.count("mg", f.key, "error")
-		}
-		s.h.Stats.GetMisses.Add(1)
-		if !errors.Is(err, store.ErrNotFound) {
 			s.h.opts.Logger.Warn("get failed", "err", err)
 		}
-		out, ok := appendEcho(append(s.out[:0], "EN"...), t, n, f.key, f.base64)
-		if !ok {
-			s.errLine(errOpaque)
-			return
+		if f.hasTTL {
+			s.h.Stats.CmdTouch.Add(1)
+			s.h.Stats.TouchMisses.Add(1)
+		} else {
+			s.h.Stats.CmdGet.Add(1)
+			s.h.Stats.GetMisses.Add(1)
 		}
-		s.out = append(out, crlf...)
 		if !f.quiet {
-			s.write(s.out)
+			s.metaStatusLine("EN", t, n, &f)
 		}
 		return
 	}
 	s.count("mg", f.key, "hit")
-	s.h.Stats.GetHits.Add(1)
+	if f.hasTTL {
+		s.h.Stats.CmdTouch.Add(1)
+		s.h.Stats.TouchHits.Add(1)
+	} else {
+		s.h.Stats.CmdGet.Add(1)
+		s.h.Stats.GetHits.Add(1)
+	}
 	out := s.out[:0]
 	if f.value {
 		out = append(out, "VA "...)
@@ -226,11 +294,17 @@ func (s *Session) metaGet(t [][]byte, n, nt int) {
 	} else {
 		out = append(out, "HD"...)
 	}
+	// Flags are applied and reported in request order, as memcached does:
+	// a t before T reports the lifetime before the touch.
 	deadline := it.Deadline
 	for i := 2; i < n; i++ {
 		switch t[i][0] {
 		case 'T':
-			deadline = Deadline(f.ttl, now)
+			deadline = f.deadline
+		case 'N':
+			if st.Created {
+				deadline = f.vivDead
+			}
 		case 's':
 			out = append(out, ' ', 's')
 			out = strconv.AppendInt(out, int64(len(it.Value)), 10)
@@ -243,39 +317,35 @@ func (s *Session) metaGet(t [][]byte, n, nt int) {
 		case 'f':
 			out = append(out, ' ', 'f')
 			out = strconv.AppendUint(out, uint64(it.Flags), 10)
-		case 'O':
-			if len(t[i]) > maxOpaqueLength {
-				s.errLine(errOpaque)
-				return
+		case 'l':
+			out = append(out, ' ', 'l')
+			out = strconv.AppendInt(out, max(now-st.LastAccess, 0), 10)
+		case 'h':
+			out = append(out, ' ', 'h', '0')
+			if st.Fetched {
+				out[len(out)-1] = '1'
 			}
-			out = append(out, ' ')
-			out = append(out, t[i]...)
-		case 'k':
-			out = appendMetaKey(out, f.key, f.base64)
+		default:
+			out = appendEcho(out, t[i], &f)
 		}
 	}
-	if f.hasTTL {
-		s.h.Stats.CmdTouch.Add(1)
-		if _, err := s.h.store.Touch(s.ctx, f.key, deadline, nil, now); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.h.opts.Logger.Warn("touch failed", "err", err)
-		}
+	// Z before X before W, and never W with Z, as memcached writes them.
+	if st.TokenSent {
+		out = append(out, " Z"...)
+	}
+	if st.Stale {
+		out = append(out, " X"...)
+	}
+	if st.Won {
+		out = append(out, " W"...)
 	}
 	out = append(out, crlf...)
-	if f.value {
-		out = append(out, it.Value...)
-		out = append(out, crlf...)
-	}
 	s.out = out
 	s.write(out)
-}
-
-// appendTTL writes the remaining lifetime as memcached's mg t flag does: -1
-// for an item that never expires.
-func appendTTL(out []byte, deadline, now int64) []byte {
-	if deadline == 0 {
-		return append(out, '-', '1')
+	if f.value {
+		s.write(it.Value)
+		s.write(crlf)
 	}
-	return strconv.AppendInt(out, deadline-now, 10)
 }
 
 // metaSet serves ms.
@@ -296,17 +366,13 @@ func (s *Session) metaSet(t [][]byte, n, nt int) error {
 		s.errLine(msg)
 		return s.swallow(int(vlen) + 2)
 	}
-	f, ok := parseMetaFlags(t, 3, n, 's')
+	now := s.now()
+	f, ok := parseMetaFlags(t, 3, n, now)
 	if !ok {
 		return fail(f.errReply)
 	}
-	if f.vivify {
-		return fail("CLIENT_ERROR invalid flag")
-	}
-	for i := 3; i < n; i++ {
-		if t[i][0] == 'O' && len(t[i]) > maxOpaqueLength {
-			return fail(errOpaque)
-		}
+	if opaqueTooLong(t, 3, n) {
+		return fail(replyOpaqueLong)
 	}
 	var mode store.Mode
 	switch f.mode {
@@ -325,12 +391,14 @@ func (s *Session) metaSet(t [][]byte, n, nt int) error {
 	}
 	if f.hasCAS && (mode == store.Set || mode == store.Replace) {
 		mode = store.CAS
+		if f.stale {
+			mode = store.CASStale
+		}
 	}
-	now := s.now()
 	s.h.Stats.CmdSet.Add(1)
 	if store.ItemSize(len(f.key), int(vlen), f.flags) > int(s.h.maxItem.Load()) {
 		s.h.Stats.StoreTooLarge.Add(1)
-		s.h.store.Delete(s.ctx, f.key, now)
+		s.h.store.Delete(s.ctx, f.key, store.DeleteOptions{}, now)
 		return fail("SERVER_ERROR object too large for cache")
 	}
 	okData, err := s.readData(int(vlen))
@@ -343,7 +411,7 @@ func (s *Session) metaSet(t [][]byte, n, nt int) error {
 	}
 	var deadline int64
 	if f.hasTTL {
-		deadline = Deadline(f.ttl, now)
+		deadline = f.deadline
 	}
 	item := store.Item{Key: f.key, Value: s.val, Flags: f.flags, Deadline: deadline}
 	if f.hasCAS && mode != store.Add {
@@ -370,136 +438,126 @@ func (s *Session) metaSet(t [][]byte, n, nt int) error {
 		return nil
 	}
 	for i := 3; i < n; i++ {
-		switch t[i][0] {
-		case 'O':
-			out = append(out, ' ')
-			out = append(out, t[i]...)
-		case 'k':
-			out = appendMetaKey(out, f.key, f.base64)
-		case 'c':
+		if t[i][0] == 'c' {
 			out = append(out, ' ', 'c')
 			out = strconv.AppendUint(out, cas, 10)
+			continue
 		}
+		out = appendEcho(out, t[i], &f)
 	}
 	s.out = append(out, crlf...)
 	s.write(s.out)
 	return nil
 }
 
-// metaDelete serves md.
+// metaDelete serves md: one conditional store call.
 func (s *Session) metaDelete(t [][]byte, n, nt int) {
 	if !s.metaCheck(t, nt, rFlagsTooLong) {
 		return
 	}
-	f, ok := parseMetaFlags(t, 2, n, 'd')
-	if !ok || f.vivify {
+	now := s.now()
+	f, ok := parseMetaFlags(t, 2, n, now)
+	if !ok {
 		s.write(rBadMetaFlag)
 		return
 	}
-	out, ok := appendEcho(s.out[:0], t, n, f.key, f.base64)
-	if !ok {
-		s.errLine(errOpaque)
+	if opaqueTooLong(t, 2, n) {
+		s.errLine(replyOpaqueLong)
 		return
 	}
-	now := s.now()
-	status := "HD"
-	if f.hasCAS {
-		it, err := s.h.store.Get(s.ctx, f.key, s.val[:0], now)
-		s.val = it.Value
-		if err == nil && it.CAS != f.cas {
-			status = "EX"
-		}
+	o := store.DeleteOptions{Invalidate: f.stale, MatchCAS: f.hasCAS, CAS: f.cas}
+	if f.stale && f.hasTTL {
+		o.Touch, o.Deadline = true, f.deadline
 	}
-	if status == "HD" {
-		if err := s.h.store.Delete(s.ctx, f.key, now); err != nil {
-			if !errors.Is(err, store.ErrNotFound) {
-				s.storeError(err)
-				return
-			}
-			s.h.Stats.DeleteMisses.Add(1)
-			status = "NF"
-		} else {
+	status := "HD"
+	switch err := s.h.store.Delete(s.ctx, f.key, o, now); {
+	case err == nil:
+		if !f.stale {
 			s.h.Stats.DeleteHits.Add(1)
 		}
+	case errors.Is(err, store.ErrNotFound):
+		s.h.Stats.DeleteMisses.Add(1)
+		status = "NF"
+	case errors.Is(err, store.ErrExists):
+		s.h.Stats.DeleteMisses.Add(1)
+		status = "EX"
+	default:
+		s.count("md", f.key, statusOf(err))
+		s.storeError(err)
+		return
 	}
 	s.count("md", f.key, metaStatus(status))
 	if f.quiet && status == "HD" {
 		return // quiet mode hides only the nominal reply
 	}
-	s.out = append(append([]byte(status), out...), crlf...)
-	s.write(s.out)
+	s.metaStatusLine(status, t, n, &f)
 }
 
-// metaArithmetic serves ma.
+// metaArithmetic serves ma: one store call does the condition, the
+// arithmetic, the vivify and the touch.
 func (s *Session) metaArithmetic(t [][]byte, n, nt int) {
 	if !s.metaCheck(t, nt, rFlagsTooLong) {
 		return
 	}
-	f, ok := parseMetaFlags(t, 2, n, 'a')
+	now := s.now()
+	f, ok := parseMetaFlags(t, 2, n, now)
 	if !ok {
 		s.write(rBadMetaFlag)
 		return
 	}
-	decr := false
+	o := store.IncrOptions{Delta: f.delta, Touch: f.hasTTL, Deadline: f.deadline}
 	switch f.mode {
 	case 0, 'I', '+':
 	case 'D', '-':
-		decr = true
+		o.Decr = true
 	default:
 		s.errLine("CLIENT_ERROR invalid mode for ma M token")
 		return
 	}
-	now := s.now()
-	status := ""
-	var v uint64
-	it, err := s.h.store.Get(s.ctx, f.key, s.val[:0], now)
-	s.val = it.Value
+	if opaqueTooLong(t, 2, n) {
+		s.errLine(replyOpaqueLong)
+		return
+	}
+	if f.hasCAS {
+		o.CAS = f.cas
+	}
+	if f.vivify {
+		o.Vivify, o.Initial, o.VivifyDeadline = true, f.initial, f.createdDeadline(t, n)
+	}
+	hits, misses := &s.h.Stats.IncrHits, &s.h.Stats.IncrMisses
+	if o.Decr {
+		hits, misses = &s.h.Stats.DecrHits, &s.h.Stats.DecrMisses
+	}
+	c, err := s.h.store.Incr(s.ctx, f.key, o, now)
 	switch {
-	case errors.Is(err, store.ErrNotFound) && f.vivify:
-		v = f.initial
-		num := strconv.AppendUint(nil, v, 10)
-		item := store.Item{Key: f.key, Value: num, Deadline: Deadline(f.vivTTL, now)}
-		if _, err := s.h.store.Store(s.ctx, store.Add, item, now); err != nil {
-			status = "NS"
-		}
+	case err == nil:
 	case errors.Is(err, store.ErrNotFound):
-		status = "NF"
-	case err != nil:
+		misses.Add(1)
+		s.count("ma", f.key, "not_found")
+		s.metaStatusLine("NF", t, n, &f)
+		return
+	case errors.Is(err, store.ErrExists):
+		s.count("ma", f.key, "exists")
+		s.metaStatusLine("EX", t, n, &f)
+		return
+	case errors.Is(err, store.ErrNotStored):
+		s.count("ma", f.key, "not_stored")
+		s.metaStatusLine("NS", t, n, &f)
+		return
+	default:
+		s.count("ma", f.key, statusOf(err))
 		s.storeError(err)
 		return
-	case f.hasCAS && it.CAS != f.cas:
-		status = "EX"
-	default:
-		v, err = s.h.store.Incr(s.ctx, f.key, f.delta, decr, now)
-		if errors.Is(err, store.ErrNonNumeric) {
-			s.write(rNonNumeric)
-			return
-		} else if errors.Is(err, store.ErrNotFound) {
-			status = "NF"
-		} else if err != nil {
-			s.storeError(err)
-			return
+	}
+	s.count("ma", f.key, "hit")
+	if !c.Created {
+		hits.Add(1)
+		if f.quiet {
+			return // memcached hides a nominal reply, but not a vivify's
 		}
 	}
-	if status != "" {
-		out, ok := appendEcho(append(s.out[:0], status...), t, n, f.key, f.base64)
-		if !ok {
-			s.errLine(errOpaque)
-			return
-		}
-		s.out = append(out, crlf...)
-		s.write(s.out)
-		return
-	}
-	if f.quiet {
-		return
-	}
-	if f.hasTTL {
-		s.h.store.Touch(s.ctx, f.key, Deadline(f.ttl, now), nil, now)
-	}
-	cur, _ := s.h.store.Get(s.ctx, f.key, s.val[:0], now)
-	s.val = cur.Value
-	num := strconv.AppendUint(nil, v, 10)
+	num := strconv.AppendUint(s.val[:0], c.Value, 10)
+	s.val = num
 	out := s.out[:0]
 	if f.value {
 		out = append(out, "VA "...)
@@ -507,23 +565,23 @@ func (s *Session) metaArithmetic(t [][]byte, n, nt int) {
 	} else {
 		out = append(out, "HD"...)
 	}
+	deadline := c.Deadline
 	for i := 2; i < n; i++ {
 		switch t[i][0] {
 		case 'c':
 			out = append(out, ' ', 'c')
-			out = strconv.AppendUint(out, cur.CAS, 10)
+			out = strconv.AppendUint(out, c.CAS, 10)
 		case 't':
 			out = append(out, ' ', 't')
-			out = appendTTL(out, cur.Deadline, now)
-		case 'O':
-			if len(t[i]) > maxOpaqueLength {
-				s.errLine(errOpaque)
-				return
+			out = appendTTL(out, deadline, now)
+		case 'T':
+			deadline = f.deadline
+		case 'N':
+			if c.Created {
+				deadline = f.vivDead
 			}
-			out = append(out, ' ')
-			out = append(out, t[i]...)
-		case 'k':
-			out = appendMetaKey(out, f.key, f.base64)
+		default:
+			out = appendEcho(out, t[i], &f)
 		}
 	}
 	out = append(out, crlf...)
@@ -535,8 +593,8 @@ func (s *Session) metaArithmetic(t [][]byte, n, nt int) {
 	s.write(out)
 }
 
-// metaDebug serves me. Fields memcached derives from its slab allocator
-// (la, cls) have no equivalent here and are reported as 0 and 1.
+// metaDebug serves me: the item's metadata, read without counting as an
+// access. cls is the slab class memcached would keep the item in.
 func (s *Session) metaDebug(t [][]byte, n, nt int) {
 	if nt < 3 || s.keyTooLong(t[1]) {
 		s.write(rBadFormat)
@@ -552,7 +610,7 @@ func (s *Session) metaDebug(t [][]byte, n, nt int) {
 		key = dec
 	}
 	now := s.now()
-	it, err := s.h.store.Get(s.ctx, key, s.val[:0], now)
+	it, st, err := s.h.store.MetaGet(s.ctx, key, s.val[:0], store.MetaGetOptions{NoBump: true}, now)
 	s.val = it.Value
 	if err != nil {
 		s.write(rEN)
@@ -560,18 +618,51 @@ func (s *Session) metaDebug(t [][]byte, n, nt int) {
 	}
 	exp := int64(-1)
 	if it.Deadline != 0 {
+		// memcached prints current_time - exptime: the remaining lifetime,
+		// negated. Kept as it is so that tools reading it agree.
 		exp = now - it.Deadline
 	}
+	size := store.ItemSize(len(key), len(it.Value), it.Flags)
 	out := append(s.out[:0], "ME "...)
 	out = append(out, t[1]...)
 	out = append(out, " exp="...)
 	out = strconv.AppendInt(out, exp, 10)
-	out = append(out, " la=0 cas="...)
+	out = append(out, " la="...)
+	out = strconv.AppendInt(out, max(now-st.LastAccess, 0), 10)
+	out = append(out, " cas="...)
 	out = strconv.AppendUint(out, it.CAS, 10)
-	out = append(out, " fetch=no cls=1 size="...)
-	out = strconv.AppendInt(out, int64(store.ItemSize(len(key), len(it.Value), it.Flags)), 10)
+	out = append(out, " fetch="...)
+	if st.Fetched {
+		out = append(out, "yes"...)
+	} else {
+		out = append(out, "no"...)
+	}
+	out = append(out, " cls="...)
+	out = strconv.AppendInt(out, int64(slabClass(size)), 10)
+	out = append(out, " size="...)
+	out = strconv.AppendInt(out, int64(size), 10)
 	s.out = append(out, crlf...)
 	s.write(s.out)
+}
+
+// slabClass is the slab class memcached 1.6 (default -n 48 -f 1.25, 1 MiB
+// items) keeps an item of size bytes in: classes start at 96 bytes and grow
+// by 1.25, 8-byte aligned, up to the 512 KiB chunk size; larger items are
+// chunked and their header lives in the last class.
+func slabClass(size int) int {
+	const chunkMax = 512 << 10
+	c, sz := 1, 96
+	for sz < size && sz < chunkMax {
+		sz = int(float64(sz) * 1.25)
+		if r := sz % 8; r != 0 {
+			sz += 8 - r
+		}
+		c++
+		if sz >= chunkMax {
+			sz = chunkMax
+		}
+	}
+	return c
 }
 
 // metaStatus names a meta reply code for the commands metric.

@@ -49,8 +49,8 @@ func TestDeadline(t *testing.T) {
 		{2592001, 2592001}, // absolute, long past
 		{1900000000, 1900000000},
 	} {
-		if got := Deadline(tc.exptime, now); got != tc.want {
-			t.Errorf("Deadline(%d) = %d, want %d", tc.exptime, got, tc.want)
+		if got := ExptimeDeadline(tc.exptime, now); got != tc.want {
+			t.Errorf("ExptimeDeadline(%d) = %d, want %d", tc.exptime, got, tc.want)
 		}
 	}
 }

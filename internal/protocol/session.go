@@ -388,7 +388,7 @@ func (s *Session) get(t [][]byte, n int, rest []byte, withCAS, touch bool) {
 			s.write(rBadExptime)
 			return
 		}
-		deadline = Deadline(exptime, now)
+		deadline = ExptimeDeadline(exptime, now)
 		i = 2
 	}
 	s.out = s.out[:0]
@@ -534,11 +534,11 @@ func (s *Session) update(t [][]byte, n int, mode store.Mode) error {
 	// The key lives in s.line, which reading the data block does not touch.
 	if store.ItemSize(len(key), int(vlen), flags) > int(s.h.maxItem.Load()) {
 		s.h.Stats.StoreTooLarge.Add(1)
-		s.count(modeNames[mode], key, "refused")
+		s.count(mode.String(), key, "refused")
 		s.reply(rTooLarge)
 		if mode == store.Set {
 			// memcached drops the old value so that a failed set cannot leave stale data.
-			s.h.store.Delete(s.ctx, key, now)
+			s.h.store.Delete(s.ctx, key, store.DeleteOptions{}, now)
 		}
 		return s.swallow(int(vlen) + 2)
 	}
@@ -547,12 +547,12 @@ func (s *Session) update(t [][]byte, n int, mode store.Mode) error {
 		return err
 	}
 	if !ok {
-		s.count(modeNames[mode], key, "refused")
+		s.count(mode.String(), key, "refused")
 		s.reply(rBadDataChunk)
 		return nil
 	}
-	_, err = s.h.store.Store(s.ctx, mode, store.Item{Key: key, Value: s.val, Flags: flags, Deadline: Deadline(exptime, now), CAS: cas}, now)
-	s.count(modeNames[mode], key, statusOf(err))
+	_, err = s.h.store.Store(s.ctx, mode, store.Item{Key: key, Value: s.val, Flags: flags, Deadline: ExptimeDeadline(exptime, now), CAS: cas}, now)
+	s.count(mode.String(), key, statusOf(err))
 	s.countStore(mode, err)
 	if err != nil {
 		s.storeError(err)
@@ -561,8 +561,6 @@ func (s *Session) update(t [][]byte, n int, mode store.Mode) error {
 	s.reply(rStored)
 	return nil
 }
-
-var modeNames = [...]string{store.Set: "set", store.Add: "add", store.Replace: "replace", store.Append: "append", store.Prepend: "prepend", store.CAS: "cas"}
 
 func (s *Session) countStore(mode store.Mode, err error) {
 	if err == nil {
@@ -593,7 +591,7 @@ func (s *Session) arithmetic(t [][]byte, n int, decr bool) {
 		s.reply(rBadDelta)
 		return
 	}
-	v, err := s.h.store.Incr(s.ctx, key, delta, decr, s.now())
+	c, err := s.h.store.Incr(s.ctx, key, store.IncrOptions{Delta: delta, Decr: decr}, s.now())
 	name := "incr"
 	if decr {
 		name = "decr"
@@ -615,7 +613,7 @@ func (s *Session) arithmetic(t [][]byte, n int, decr bool) {
 		return
 	}
 	hits.Add(1)
-	s.out = strconv.AppendUint(s.out[:0], v, 10)
+	s.out = strconv.AppendUint(s.out[:0], c.Value, 10)
 	s.out = append(s.out, crlf...)
 	s.reply(s.out)
 }
@@ -634,7 +632,7 @@ func (s *Session) delete(t [][]byte, n, nt int) {
 		s.reply(rBadFormat)
 		return
 	}
-	if err := s.h.store.Delete(s.ctx, key, s.now()); err != nil {
+	if err := s.h.store.Delete(s.ctx, key, store.DeleteOptions{}, s.now()); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			s.h.Stats.DeleteMisses.Add(1)
 		}
@@ -661,7 +659,7 @@ func (s *Session) touch(t [][]byte, n int) {
 	}
 	now := s.now()
 	s.h.Stats.CmdTouch.Add(1)
-	_, err := s.h.store.Touch(s.ctx, key, Deadline(exptime, now), s.val[:0], now)
+	_, err := s.h.store.Touch(s.ctx, key, ExptimeDeadline(exptime, now), s.val[:0], now)
 	if err == nil {
 		s.count("touch", key, "hit")
 	} else {
@@ -693,7 +691,7 @@ func (s *Session) flushAll(t [][]byte, n, nt int) {
 	if delay > 0 {
 		// The flush moment is read like an exptime: relative up to 30 days, else absolute.
 		now := s.now()
-		at := Deadline(delay, now)
+		at := ExptimeDeadline(delay, now)
 		s.h.scheduleFlush(secondsDuration(at - now))
 	} else if err := s.h.store.Flush(s.ctx); err != nil {
 		s.count("flush_all", nil, statusOf(err))

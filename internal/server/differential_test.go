@@ -81,6 +81,15 @@ var corpus = []string{
 	"ms m9 1\r\n5\r\nma m9\r\nma m9 v\r\nma m9 MD D3 v\r\nma nom9\r\nma nom9 q\r\nma nom9 N0 J7 v\r\nma m9 MX\r\nma m9 Dx\r\nmn\r\n",
 	"me nome\r\nme\r\n",
 	"ms a2Jr 1 b\r\nx\r\nmg a2Jr b v k\r\nmg !!! b v\r\n",
+	// Meta state: hit-before and no-bump, vivify and its win token, recache
+	// below a threshold, invalidation and the stale set that follows it.
+	"ms hb 1 T100\r\nx\r\nmg hb h u\r\nmg hb h\r\nmg hb h l\r\nme hb\r\nget hb\r\nme hb\r\n",
+	"mg viv s c v N30 t\r\nmg viv s v N30 t\r\nmg viv t N90 q k\r\nme viv\r\n",
+	"mg viv2 t N30 T90\r\nmg viv2 t\r\nmg viv3 T90 N30 t\r\nmg viv3 t\r\n",
+	"ms rc 2 T100\r\nhi\r\nmg rc t R30 v\r\nmg rc t R130 v\r\nmg rc R130 c\r\nmg rc T10 R30 t\r\nms rc2 2 T100\r\nhi\r\nmg rc2 R30 T10 t\r\nmg rc2 R30 t\r\n",
+	"ms inv 3 T100\r\nmoo\r\nmd inv I T30 k O9\r\nmg inv s t c v\r\nmg inv s t v\r\nms inv 3 I C1\r\nold\r\nmg inv v t\r\nmd noinv I\r\nmd inv C1 I\r\nmd inv q I\r\nmn\r\n",
+	"ms ma1 1\r\n5\r\nmg ma1 c\r\nma ma1 C1 v\r\nma ma1 N0 J9 v t T50 c\r\nma noma1 N50 J9 v t c\r\nma noma2 T40 N50 t v q\r\nma noma3 N50 T40 t\r\nma ma1 q\r\nma ma1 q MD v\r\nmn\r\n",
+	"ms dl 1\r\nx\r\nmg dl c\r\nmd dl C99 q\r\nmg dl v\r\nmd dl C0\r\nms dl 1 MS N9\r\nx\r\nmd dl N9 q\r\nmn\r\n",
 	// Connection-closing input: each ends the connection.
 	"quit\r\nget a\r\n",
 	"GET / HTTP/1.1\r\nHost: x\r\n\r\n",

@@ -34,6 +34,10 @@ const (
 	Append              // append data to an existing item, keeping its flags and deadline
 	Prepend             // prepend data to an existing item, keeping its flags and deadline
 	CAS                 // store only if the item's CAS unique equals Item.CAS
+	// CASStale is CAS, except that a CAS older than the item's still
+	// stores the value, marked stale and keeping the item's deadline (meta
+	// set's I flag).
+	CASStale
 )
 
 // Errors returned by stores. They map one to one onto memcached replies.
@@ -44,6 +48,9 @@ var (
 	ErrTooLarge   = errors.New("store: too large")   // SERVER_ERROR object too large for cache
 	ErrNonNumeric = errors.New("store: non-numeric") // incr/decr on a value that is not a decimal number
 	ErrClosed     = errors.New("store: closed")      // a call after Close (a guarded call may outlive its caller)
+	// ErrUnsupported refuses a conditional or meta operation that a tier
+	// does not implement; the client is told so (CLIENT_ERROR).
+	ErrUnsupported = &ClientError{Msg: "not supported by this cache tier"}
 )
 
 // Store is one storage tier. Implementations are safe for concurrent use.
@@ -51,21 +58,108 @@ var (
 // after now is expired and invisible.
 type Store interface {
 	// Get returns the item for key. The returned Value is appended to buf
-	// (which may be nil), so callers can reuse buffers.
+	// (which may be nil), so callers can reuse buffers. It counts as an
+	// access (meta state: fetched, last access).
 	Get(ctx context.Context, key []byte, buf []byte, now int64) (Item, error)
 	// Touch sets a new deadline and returns the item as Get would.
 	Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (Item, error)
+	// MetaGet is memcached's meta get in one atomic step: the read, and the
+	// side effects o asks for (touch, vivify on miss, recache win, no
+	// access). The Item is as it was before the call's changes (Deadline
+	// before o.Touch; an item o.Vivify created has Deadline 0 and no
+	// value); MetaState tells what the item's meta state was and what the
+	// call did.
+	MetaGet(ctx context.Context, key []byte, buf []byte, o MetaGetOptions, now int64) (Item, MetaState, error)
 	// Store writes it according to mode and returns the new CAS unique.
 	Store(ctx context.Context, mode Mode, it Item, now int64) (uint64, error)
-	// Delete removes key; ErrNotFound if it was absent.
-	Delete(ctx context.Context, key []byte, now int64) error
-	// Incr adds delta (or subtracts it when decr is set, stopping at 0) to a
-	// decimal value, memcached style, and returns the new value.
-	Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error)
+	// Delete removes key, or with o.Invalidate marks it stale; ErrNotFound
+	// if it was absent, ErrExists if o.MatchCAS and the CAS differs.
+	Delete(ctx context.Context, key []byte, o DeleteOptions, now int64) error
+	// Incr adds o.Delta (or subtracts it when o.Decr is set, stopping at 0)
+	// to a decimal value, memcached style, with the conditions and side
+	// effects of meta arithmetic, in one atomic step.
+	Incr(ctx context.Context, key []byte, o IncrOptions, now int64) (Counter, error)
 	// Flush invalidates every item.
 	Flush(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error
+}
+
+// MetaGetOptions are the item-changing flags of memcached's meta get (mg).
+// Deadlines are absolute, as everywhere in this package.
+type MetaGetOptions struct {
+	Touch    bool  // T: on a hit, set the deadline to Deadline
+	Deadline int64 // the deadline for Touch
+	// Vivify (N) creates, on a miss, an empty item with VivifyDeadline,
+	// and the caller wins the right to recache it.
+	Vivify         bool
+	VivifyDeadline int64
+	// Recache (R), when not 0: the caller wins when the item has a
+	// deadline before Recache and nobody won it already.
+	Recache int64
+	// RecacheAfterTouch compares the touched deadline with Recache
+	// (memcached applies mg's flags in request order: T before R).
+	RecacheAfterTouch bool
+	NoBump            bool // u: the read does not count as an access
+}
+
+// Plain reports whether o asks for nothing but an optional touch, what a
+// tier without per-item meta state can serve.
+func (o MetaGetOptions) Plain() bool { return !o.Vivify && o.Recache == 0 }
+
+// MetaState is the per-item state memcached's meta commands report, as it
+// was before the call, and what the call did to it.
+type MetaState struct {
+	Fetched    bool  // h: the item had been read before
+	LastAccess int64 // l, me la: Unix seconds of the last access (or the write)
+	Stale      bool  // X: invalidated (meta delete I, meta set I)
+	TokenSent  bool  // Z: another client has won the recache already
+	Won        bool  // W: this call won the recache
+	Created    bool  // Vivify created the item
+}
+
+// DeleteOptions are the conditions and variants of memcached's meta delete.
+type DeleteOptions struct {
+	// MatchCAS deletes only an item whose CAS unique is CAS (meta delete's
+	// C; C0 matches no item, as in memcached).
+	MatchCAS bool
+	CAS      uint64
+	// Invalidate (I) keeps the item but marks it stale, gives it a new CAS
+	// unique and lets the next reader win its recache.
+	Invalidate bool
+	Touch      bool  // with Invalidate: set the deadline to Deadline
+	Deadline   int64 // the deadline for Touch
+}
+
+// Plain reports whether o is a plain delete.
+func (o DeleteOptions) Plain() bool { return o == DeleteOptions{} }
+
+// IncrOptions are the arithmetic and conditions of incr/decr and meta
+// arithmetic (ma).
+type IncrOptions struct {
+	Delta uint64
+	Decr  bool
+	CAS   uint64 // when not 0, only an item with this CAS unique (else ErrExists)
+	// Vivify (N) creates a missing item holding Initial, with
+	// VivifyDeadline, instead of answering ErrNotFound.
+	Vivify         bool
+	Initial        uint64
+	VivifyDeadline int64
+	Touch          bool  // T: on success, set an existing item's deadline to Deadline
+	Deadline       int64 // the deadline for Touch
+}
+
+// Plain reports whether o is classic incr/decr (no CAS, vivify or touch).
+func (o IncrOptions) Plain() bool { return o.CAS == 0 && !o.Vivify && !o.Touch }
+
+// Counter is what Incr leaves: the new number, the item's new CAS unique,
+// its deadline before o.Touch (0 for an item Vivify created), and whether
+// Vivify created it.
+type Counter struct {
+	Value    uint64
+	CAS      uint64
+	Deadline int64
+	Created  bool
 }
 
 // ItemSize is memcached's accounting of an item's size (48-byte header, CAS,

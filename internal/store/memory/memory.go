@@ -17,7 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,16 +26,26 @@ import (
 )
 
 // Entry layout in a ring: size u32 | klen u16 | flags u32 | deadline u32 |
-// cas u64 | key | value. klen 0 marks padding up to the ring's end.
+// cas u64 | last access u32 | meta state u8 | key | value. klen 0 marks
+// padding up to the ring's end.
 const (
-	hdrSize    = 22
+	hdrSize    = 27
 	offKlen    = 4
 	offFlags   = 6
 	offDead    = 10
 	offCAS     = 14
+	offAtime   = 22
+	offState   = 26
 	minPadding = 6 // bytes needed to write a padding marker
 	maxShards  = 1024
 	maxShard   = 1<<31 - 1 // index slots hold 32-bit ring offsets
+)
+
+// Meta state bits (memcached's ITEM_FETCHED, ITEM_STALE, ITEM_TOKEN_SENT).
+const (
+	stateFetched   = 1 << iota // read at least once
+	stateStale                 // invalidated: readers are told X
+	stateTokenSent             // a reader has won the recache (W); others are told Z
 )
 
 // Options configures a Store.
@@ -137,17 +147,9 @@ func (s *Store) shardFor(key []byte) (*shard, uint64) {
 	return s.shards[h&s.mask], h
 }
 
-func clampDeadline(d int64) uint32 {
-	if d > math.MaxUint32 {
-		return math.MaxUint32
-	}
-	if d < 0 {
-		return 1 // long past
-	}
-	return uint32(d)
-}
+func clampDeadline(d int64) uint32 { return uint32(store.ClampDeadline(d)) }
 
-func expired(deadline uint32, now int64) bool { return deadline != 0 && int64(deadline) <= now }
+func expired(deadline uint32, now int64) bool { return store.Expired(int64(deadline), now) }
 
 // Get implements store.Store.
 func (s *Store) Get(_ context.Context, key, buf []byte, now int64) (store.Item, error) {
@@ -161,7 +163,67 @@ func (s *Store) Get(_ context.Context, key, buf []byte, now int64) (store.Item, 
 	if !ok {
 		return store.Item{}, store.ErrNotFound
 	}
-	return sh.item(p, key, buf), nil
+	it := sh.item(p, key, buf)
+	sh.bump(p, now)
+	return it, nil
+}
+
+// MetaGet implements store.Store.
+func (s *Store) MetaGet(_ context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	sh, h := s.shardFor(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.ring == nil {
+		return store.Item{}, store.MetaState{}, store.ErrClosed
+	}
+	p, ok := sh.lookup(h, key, now)
+	if !ok {
+		if !o.Vivify {
+			return store.Item{}, store.MetaState{}, store.ErrNotFound
+		}
+		// An empty stub whose creator wins the recache; its Item is the
+		// stub as created (memcached links it with exptime 0 first).
+		deadline := clampDeadline(o.VivifyDeadline)
+		cas := s.cas.Add(1)
+		it := store.Item{Key: key, Value: buf, CAS: cas}
+		st := store.MetaState{Created: true, Won: true, LastAccess: now}
+		if !expired(deadline, now) {
+			state := byte(stateTokenSent)
+			if !o.NoBump {
+				state |= stateFetched
+			}
+			sh.put(h, key, 0, deadline, cas, state, nil, nil, now)
+		}
+		return it, st, nil
+	}
+	it := sh.item(p, key, buf)
+	state := sh.ring[p+offState]
+	st := store.MetaState{
+		Fetched:    state&stateFetched != 0,
+		LastAccess: int64(binary.LittleEndian.Uint32(sh.ring[p+offAtime:])),
+		Stale:      state&stateStale != 0,
+		TokenSent:  state&stateTokenSent != 0,
+	}
+	deadline := it.Deadline
+	if o.Touch && o.RecacheAfterTouch {
+		deadline = int64(clampDeadline(o.Deadline))
+	}
+	// A stale item's first reader wins too (memcached: X without Z gives W).
+	st.Won = !st.TokenSent && (st.Stale || deadline != 0 && deadline < o.Recache)
+	if st.Won {
+		sh.ring[p+offState] |= stateTokenSent
+	}
+	if !o.NoBump {
+		sh.bump(p, now)
+	}
+	if o.Touch {
+		d := clampDeadline(o.Deadline)
+		binary.LittleEndian.PutUint32(sh.ring[p+offDead:], d)
+		if expired(d, now) {
+			sh.expire(h, p)
+		}
+	}
+	return it, st, nil
 }
 
 // Touch implements store.Store.
@@ -178,6 +240,7 @@ func (s *Store) Touch(_ context.Context, key []byte, deadline int64, buf []byte,
 	}
 	binary.LittleEndian.PutUint32(sh.ring[p+offDead:], clampDeadline(deadline))
 	it := sh.item(p, key, buf)
+	sh.bump(p, now)
 	// A touch into the past answers with the item once, as memcached does,
 	// and the item is gone from then on.
 	if expired(clampDeadline(deadline), now) {
@@ -197,6 +260,7 @@ func (s *Store) Store(_ context.Context, mode store.Mode, it store.Item, now int
 	p, exists := sh.lookup(h, it.Key, now)
 	deadline := clampDeadline(it.Deadline)
 	flags := it.Flags
+	var state byte
 	var prefix, suffix []byte
 	switch mode {
 	case store.Add:
@@ -212,6 +276,20 @@ func (s *Store) Store(_ context.Context, mode store.Mode, it store.Item, now int
 			return 0, store.ErrNotFound
 		}
 		if binary.LittleEndian.Uint64(sh.ring[p+offCAS:]) != it.CAS {
+			return 0, store.ErrExists
+		}
+	case store.CASStale:
+		if !exists {
+			return 0, store.ErrNotFound
+		}
+		switch old := binary.LittleEndian.Uint64(sh.ring[p+offCAS:]); {
+		case it.CAS == old:
+		case it.CAS != 0 && it.CAS < old:
+			// An older version still lands, but stale, with the item's
+			// deadline, and a recache already won stays won.
+			deadline = binary.LittleEndian.Uint32(sh.ring[p+offDead:])
+			state = stateStale | sh.ring[p+offState]&stateTokenSent
+		default:
 			return 0, store.ErrExists
 		}
 	case store.Append, store.Prepend:
@@ -249,12 +327,12 @@ func (s *Store) Store(_ context.Context, mode store.Mode, it store.Item, now int
 	if expired(deadline, now) {
 		return cas, nil // stored already expired: memcached answers STORED and nobody sees it
 	}
-	sh.put(h, it.Key, flags, deadline, cas, prefix, suffix, now)
+	sh.put(h, it.Key, flags, deadline, cas, state, prefix, suffix, now)
 	return cas, nil
 }
 
 // Delete implements store.Store.
-func (s *Store) Delete(_ context.Context, key []byte, now int64) error {
+func (s *Store) Delete(_ context.Context, key []byte, o store.DeleteOptions, now int64) error {
 	sh, h := s.shardFor(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -265,40 +343,68 @@ func (s *Store) Delete(_ context.Context, key []byte, now int64) error {
 	if !ok {
 		return store.ErrNotFound
 	}
-	sh.remove(h, p)
+	if o.MatchCAS && binary.LittleEndian.Uint64(sh.ring[p+offCAS:]) != o.CAS {
+		return store.ErrExists
+	}
+	if !o.Invalidate {
+		sh.remove(h, p)
+		return nil
+	}
+	// Kept, stale, with a new CAS unique; the next reader wins its recache.
+	sh.ring[p+offState] = sh.ring[p+offState]&^stateTokenSent | stateStale
+	binary.LittleEndian.PutUint64(sh.ring[p+offCAS:], s.cas.Add(1))
+	if o.Touch {
+		binary.LittleEndian.PutUint32(sh.ring[p+offDead:], clampDeadline(o.Deadline))
+	}
 	return nil
 }
 
 // Incr implements store.Store with memcached's rules: the value must be a
 // decimal of at most 20 digits; incr wraps at 2^64, decr stops at 0; a
 // shorter result is padded with spaces in place, a longer one re-stored.
-func (s *Store) Incr(_ context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
+func (s *Store) Incr(_ context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
 	sh, h := s.shardFor(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.ring == nil {
-		return 0, store.ErrClosed
+		return store.Counter{}, store.ErrClosed
 	}
 	p, ok := sh.lookup(h, key, now)
 	if !ok {
-		return 0, store.ErrNotFound
+		if !o.Vivify {
+			return store.Counter{}, store.ErrNotFound
+		}
+		sh.scratch = strconv.AppendUint(sh.scratch[:0], o.Initial, 10)
+		cas := s.cas.Add(1)
+		if deadline := clampDeadline(o.VivifyDeadline); !expired(deadline, now) {
+			sh.put(h, key, 0, deadline, cas, 0, sh.scratch, nil, now)
+		}
+		return store.Counter{Value: o.Initial, CAS: cas, Created: true}, nil
 	}
 	old := sh.value(p)
-	v, res, err := store.Incremented(old, delta, decr)
-	if err != nil {
-		return 0, err
+	if len(old) > 0 && o.CAS != 0 && binary.LittleEndian.Uint64(sh.ring[p+offCAS:]) != o.CAS {
+		return store.Counter{}, store.ErrExists // memcached checks the CAS after emptiness, before the digits
 	}
-	cas := s.cas.Add(1)
+	v, res, err := store.Incremented(old, o.Delta, o.Decr)
+	if err != nil {
+		return store.Counter{}, err
+	}
+	c := store.Counter{Value: v, CAS: s.cas.Add(1), Deadline: int64(binary.LittleEndian.Uint32(sh.ring[p+offDead:]))}
+	deadline := uint32(c.Deadline)
+	if o.Touch {
+		deadline = clampDeadline(o.Deadline)
+	}
 	if len(res) == len(old) {
 		copy(old, res)
-		binary.LittleEndian.PutUint64(sh.ring[p+offCAS:], cas)
-		return v, nil
+		binary.LittleEndian.PutUint64(sh.ring[p+offCAS:], c.CAS)
+		binary.LittleEndian.PutUint32(sh.ring[p+offDead:], deadline)
+		return c, nil
 	}
 	flags := binary.LittleEndian.Uint32(sh.ring[p+offFlags:])
-	deadline := binary.LittleEndian.Uint32(sh.ring[p+offDead:])
+	state := sh.ring[p+offState]
 	sh.remove(h, p)
-	sh.put(h, key, flags, deadline, cas, res, nil, now)
-	return v, nil
+	sh.put(h, key, flags, deadline, c.CAS, state, res, nil, now)
+	return c, nil
 }
 
 // Flush implements store.Store.
@@ -434,7 +540,17 @@ func (sh *shard) remove(h uint64, p int) {
 	sh.bytes -= int64(binary.LittleEndian.Uint32(sh.ring[p:]))
 }
 
-func (sh *shard) put(h uint64, key []byte, flags, deadline uint32, cas uint64, v1, v2 []byte, now int64) {
+// bump records a read the way memcached's segmented LRU does: the first
+// read marks the item fetched, later ones move its last access time.
+func (sh *shard) bump(p int, now int64) {
+	if sh.ring[p+offState]&stateFetched == 0 {
+		sh.ring[p+offState] |= stateFetched
+		return
+	}
+	binary.LittleEndian.PutUint32(sh.ring[p+offAtime:], uint32(now))
+}
+
+func (sh *shard) put(h uint64, key []byte, flags, deadline uint32, cas uint64, state byte, v1, v2 []byte, now int64) {
 	n := uint64(hdrSize + len(key) + len(v1) + len(v2))
 	pos := sh.reserve(n, now)
 	p := int(pos % sh.size)
@@ -444,6 +560,8 @@ func (sh *shard) put(h uint64, key []byte, flags, deadline uint32, cas uint64, v
 	binary.LittleEndian.PutUint32(b[offFlags:], flags)
 	binary.LittleEndian.PutUint32(b[offDead:], deadline)
 	binary.LittleEndian.PutUint64(b[offCAS:], cas)
+	binary.LittleEndian.PutUint32(b[offAtime:], uint32(now))
+	b[offState] = state
 	off := hdrSize
 	off += copy(b[off:], key)
 	off += copy(b[off:], v1)

@@ -76,7 +76,7 @@ func TestMixedSizesKeepRingConsistent(t *testing.T) {
 		put(t, s, k, v, 0)
 		want[k] = i
 		if i%3 == 0 {
-			s.Delete(ctx, []byte(fmt.Sprint("k", (i*31)%700)), now)
+			s.Delete(ctx, []byte(fmt.Sprint("k", (i*31)%700)), store.DeleteOptions{}, now)
 			delete(want, fmt.Sprint("k", (i*31)%700))
 		}
 	}
@@ -138,11 +138,11 @@ func TestConcurrentAccess(t *testing.T) {
 				case 0:
 					s.Store(ctx, store.Set, store.Item{Key: k, Value: []byte("12"), Deadline: now + int64(i%3)}, now)
 				case 1:
-					s.Incr(ctx, k, 1, false, now)
+					s.Incr(ctx, k, store.IncrOptions{Delta: 1}, now)
 				case 2:
 					s.Store(ctx, store.Append, store.Item{Key: k, Value: []byte("x")}, now)
 				case 3:
-					s.Delete(ctx, k, now)
+					s.Delete(ctx, k, store.DeleteOptions{}, now)
 				default:
 					s.Get(ctx, k, nil, now+1)
 				}

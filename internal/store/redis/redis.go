@@ -52,8 +52,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"math"
-	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +61,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/repcache/repcache/internal/backoff"
 	"github.com/repcache/repcache/internal/store"
 )
 
@@ -99,8 +99,11 @@ type Options struct {
 // DefaultTimeout is Options.Timeout's default.
 const DefaultTimeout = 100 * time.Millisecond
 
-// maxIncrAttempts bounds the optimistic incr transaction's retries.
+// maxIncrAttempts bounds the optimistic incr transaction's retries, spaced
+// by incrBackoff.
 const maxIncrAttempts = 32
+
+var incrBackoff = backoff.Policy{Base: 100 * time.Microsecond, Max: 10 * time.Millisecond}
 
 // ErrMalformed is wrapped by the errors for keys under the prefix that do
 // not hold a well-formed record (foreign data, a hash missing fields, a
@@ -183,18 +186,6 @@ func New(o Options) (*Store, error) {
 }
 
 func (s *Store) key(key []byte) string { return s.prefix + string(key) }
-
-// clampDeadline keeps deadlines within 32 bits, as the embedded store does:
-// exact as Lua numbers and as PEXPIREAT milliseconds.
-func clampDeadline(d int64) int64 {
-	switch {
-	case d > math.MaxUint32:
-		return math.MaxUint32
-	case d < 0:
-		return 1 // long past
-	}
-	return d
-}
 
 func pexpireat(d int64) string { return strconv.FormatInt(d*1000, 10) }
 
@@ -285,8 +276,6 @@ func parseRecord(vals []any) (r record, found bool, reason string) {
 	return record{value: fields[0], flags: uint32(f), cas: c, deadline: d}, true, ""
 }
 
-func expired(deadline, now int64) bool { return deadline != 0 && deadline <= now }
-
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
 	vals, err := s.c.HMGet(ctx, s.key(key), "v", "f", "c", "d").Result()
@@ -297,7 +286,7 @@ func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item
 	if reason != "" {
 		return store.Item{}, malformed("get", key, reason)
 	}
-	if !found || expired(r.deadline, now) {
+	if !found || store.Expired(r.deadline, now) {
 		return store.Item{}, store.ErrNotFound
 	}
 	return store.Item{Key: key, Value: append(buf, r.value...), Flags: r.flags, Deadline: r.deadline, CAS: r.cas}, nil
@@ -305,7 +294,7 @@ func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item
 
 // Touch implements store.Store.
 func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
-	d := clampDeadline(deadline)
+	d := store.ClampDeadline(deadline)
 	res, err := touchScript.Run(ctx, s.c, []string{s.key(key)}, d, pexpireat(d), now).Slice()
 	if errors.Is(err, goredis.Nil) {
 		return store.Item{}, store.ErrNotFound
@@ -327,20 +316,11 @@ func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 	return store.Item{Key: key, Value: append(buf, v...), Flags: uint32(f), Deadline: d, CAS: c}, nil
 }
 
-var modeNames = [...]string{
-	store.Set:     "set",
-	store.Add:     "add",
-	store.Replace: "replace",
-	store.Append:  "append",
-	store.Prepend: "prepend",
-	store.CAS:     "cas",
-}
-
 // storeArgs are storeScript's arguments.
 func (s *Store) storeArgs(mode store.Mode, it store.Item, cas uint64, now int64) []any {
-	d := clampDeadline(it.Deadline)
+	d := store.ClampDeadline(it.Deadline)
 	return []any{
-		modeNames[mode], it.Value, strconv.FormatUint(uint64(it.Flags), 10),
+		mode.String(), it.Value, strconv.FormatUint(uint64(it.Flags), 10),
 		strconv.FormatInt(d, 10), pexpireat(d),
 		strconv.FormatUint(cas, 10), strconv.FormatUint(it.CAS, 10), now,
 		store.ItemSize(len(it.Key), len(it.Value), it.Flags), s.maxItem,
@@ -349,10 +329,13 @@ func (s *Store) storeArgs(mode store.Mode, it store.Item, cas uint64, now int64)
 
 // Store implements store.Store.
 func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
-	if int(mode) >= len(modeNames) {
+	if mode == store.CASStale {
+		return 0, store.ErrUnsupported
+	}
+	op := mode.String()
+	if op == "unknown" {
 		return 0, fmt.Errorf("redis store: unknown mode %d", mode)
 	}
-	op := modeNames[mode]
 	if mode != store.Append && mode != store.Prepend && store.ItemSize(len(it.Key), len(it.Value), it.Flags) > s.maxItem {
 		return 0, store.ErrTooLarge
 	}
@@ -374,8 +357,18 @@ func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 	return 0, fmt.Errorf("redis %s: script returned %d", op, code)
 }
 
-// Delete implements store.Store.
-func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
+// MetaGet implements store.Store for the options that need no per-item
+// meta state (store.PlainMetaGet); the others are refused for now.
+func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	return store.PlainMetaGet(ctx, s, key, buf, o, now)
+}
+
+// Delete implements store.Store; conditional and invalidating deletes are
+// refused for now.
+func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
+	if !o.Plain() {
+		return store.ErrUnsupported
+	}
 	live, err := deleteScript.Run(ctx, s.c, []string{s.key(key)}, now).Int64()
 	if err != nil {
 		return fail("delete", key, err)
@@ -394,9 +387,15 @@ func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
 // The read, the 64-bit arithmetic and the write form an optimistic WATCH
 // transaction, retried (after a short random backoff) when another client
 // changed the record in between.
-func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
+//
+// Meta arithmetic's conditions (CAS, vivify, touch) are refused for now.
+func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
+	if !o.Plain() {
+		return store.Counter{}, store.ErrUnsupported
+	}
+	delta, decr := o.Delta, o.Decr
 	k := s.key(key)
-	var result uint64
+	var result store.Counter
 	for attempt := range maxIncrAttempts {
 		err := s.c.Watch(ctx, func(tx *goredis.Tx) error {
 			vals, err := tx.HMGet(ctx, k, "v", "f", "c", "d").Result()
@@ -407,7 +406,7 @@ func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, n
 			if reason != "" {
 				return malformed("incr", key, reason)
 			}
-			if !found || expired(r.deadline, now) {
+			if !found || store.Expired(r.deadline, now) {
 				return store.ErrNotFound
 			}
 			v, resb, err := store.Incremented([]byte(r.value), delta, decr)
@@ -415,12 +414,13 @@ func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, n
 				return err
 			}
 			res := string(resb)
-			cas := strconv.FormatUint(s.cas.Next(), 10)
+			next := s.cas.Next()
+			cas := strconv.FormatUint(next, 10)
 			_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 				p.HSet(ctx, k, "v", res, "c", cas)
 				return nil
 			})
-			result = v
+			result = store.Counter{Value: v, CAS: next, Deadline: r.deadline}
 			return err
 		}, k)
 		switch {
@@ -429,20 +429,17 @@ func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, n
 		case errors.Is(err, goredis.TxFailedErr):
 			// The record changed under us: back off a random while, so
 			// contending clients spread out, and read it again.
-			backoff := time.Duration(rand.Int64N(int64(min(100*time.Microsecond<<attempt, 10*time.Millisecond)) + 1))
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return 0, fail("incr", key, ctx.Err())
+			if err := incrBackoff.Sleep(ctx, attempt); err != nil {
+				return store.Counter{}, fail("incr", key, err)
 			}
 			continue
 		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrNonNumeric), errors.Is(err, ErrMalformed):
-			return 0, err
+			return store.Counter{}, err
 		default:
-			return 0, fail("incr", key, err)
+			return store.Counter{}, fail("incr", key, err)
 		}
 	}
-	return 0, fmt.Errorf("redis incr: record changed by others on %d attempts in a row", maxIncrAttempts)
+	return store.Counter{}, fmt.Errorf("redis incr: record changed by others on %d attempts in a row", maxIncrAttempts)
 }
 
 // Flush implements store.Store: it deletes the keys under KeyPrefix, with
@@ -461,6 +458,7 @@ func (s *Store) Flush(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			keys = slices.DeleteFunc(keys, func(k string) bool { return strings.HasPrefix(k, s.prefix+internalPrefix) })
 			if len(keys) > 0 {
 				// One UNLINK per key: on a cluster node, keys of different
 				// slots cannot share a command.
@@ -630,59 +628,110 @@ func mergeEventFlags(cur string) string {
 // of a cluster) and calls fn with each expired key under KeyPrefix, the
 // prefix removed. fn is called from one goroutine at a time, in arrival
 // order per node, and must not block for long. The subscription is active
-// when SubscribeExpired returns; it reconnects by itself after errors
-// (missing the events in between). stop ends it and waits for fn to return.
-// Expiry events must be enabled (EnableExpiryEvents or the server's
-// configuration).
+// when SubscribeExpired returns nil; on an error (Redis down at start) it is
+// retried in the background with backoff, as is a master that a cluster
+// gained (a failover), and an established subscription reconnects by
+// itself after errors (missing the events in between). stop ends it and
+// waits for fn to return. Expiry events must be enabled
+// (EnableExpiryEvents or the server's configuration).
 func (s *Store) SubscribeExpired(ctx context.Context, fn func(key string)) (stop func(), err error) {
-	pattern := fmt.Sprintf("__keyevent@%d__:expired", s.db)
-	var (
-		mu   sync.Mutex
-		subs []*goredis.PubSub
-	)
-	subscribe := func(ctx context.Context, c goredis.UniversalClient) error {
-		ps := c.PSubscribe(ctx, pattern)
-		if _, err := ps.ReceiveTimeout(ctx, s.timeout); err != nil {
-			ps.Close()
-			return err
-		}
-		mu.Lock()
-		subs = append(subs, ps)
-		mu.Unlock()
-		return nil
-	}
-	if cc, ok := s.c.(*goredis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return subscribe(ctx, c) })
-	} else {
-		err = subscribe(ctx, s.c)
-	}
+	w := &expiryWatch{s: s, fn: fn, pattern: fmt.Sprintf("__keyevent@%d__:expired", s.db), subs: map[string]*goredis.PubSub{}}
+	wctx, cancel := context.WithCancel(context.Background())
+	err = w.refresh(ctx)
+	w.wg.Add(1)
+	go w.keep(wctx, err)
 	if err != nil {
-		for _, ps := range subs {
-			ps.Close()
-		}
-		return nil, fmt.Errorf("redis subscribe expired: %w", err)
-	}
-	var (
-		wg   sync.WaitGroup
-		fnMu sync.Mutex
-	)
-	for _, ps := range subs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for msg := range ps.Channel() {
-				if k, ok := strings.CutPrefix(msg.Payload, s.prefix); ok {
-					fnMu.Lock()
-					fn(k)
-					fnMu.Unlock()
-				}
-			}
-		}()
+		err = fmt.Errorf("redis subscribe expired (retried in the background): %w", err)
 	}
 	return sync.OnceFunc(func() {
-		for _, ps := range subs {
+		cancel()
+		w.mu.Lock()
+		for _, ps := range w.subs {
 			ps.Close()
 		}
-		wg.Wait()
-	}), nil
+		w.mu.Unlock()
+		w.wg.Wait()
+	}), err
+}
+
+// resubscribeEvery is how often the expiry subscription looks for masters
+// it does not listen to yet (after a cluster failover), once established.
+const resubscribeEvery = 2 * time.Second
+
+var resubscribeBackoff = backoff.Policy{Base: 100 * time.Millisecond, Max: resubscribeEvery}
+
+type expiryWatch struct {
+	s       *Store
+	fn      func(string)
+	pattern string
+	mu      sync.Mutex
+	subs    map[string]*goredis.PubSub // by master address ("" for a single server or Sentinel)
+	fnMu    sync.Mutex
+	wg      sync.WaitGroup
+}
+
+// keep retries refresh until ctx ends: with backoff while it fails.
+func (w *expiryWatch) keep(ctx context.Context, err error) {
+	defer w.wg.Done()
+	_, cluster := w.s.c.(*goredis.ClusterClient)
+	for attempt := 0; ; attempt++ {
+		if err == nil {
+			if !cluster {
+				return // go-redis reconnects an established subscription itself
+			}
+			attempt = 0
+			t := time.NewTimer(resubscribeEvery)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		} else if resubscribeBackoff.Sleep(ctx, attempt) != nil {
+			return
+		}
+		err = w.refresh(ctx)
+	}
+}
+
+// refresh subscribes on every master not subscribed yet.
+func (w *expiryWatch) refresh(ctx context.Context) error {
+	cc, ok := w.s.c.(*goredis.ClusterClient)
+	if !ok {
+		return w.subscribe(ctx, "", w.s.c)
+	}
+	return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return w.subscribe(ctx, c.Options().Addr, c) })
+}
+
+func (w *expiryWatch) subscribe(ctx context.Context, addr string, c goredis.UniversalClient) error {
+	w.mu.Lock()
+	_, done := w.subs[addr]
+	w.mu.Unlock()
+	if done {
+		return nil
+	}
+	ps := c.PSubscribe(ctx, w.pattern)
+	if _, err := ps.ReceiveTimeout(ctx, w.s.timeout); err != nil {
+		ps.Close()
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ctx.Err() != nil {
+		ps.Close()
+		return ctx.Err()
+	}
+	w.subs[addr] = ps
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		for msg := range ps.Channel() {
+			if k, ok := strings.CutPrefix(msg.Payload, w.s.prefix); ok && !strings.HasPrefix(k, internalPrefix) {
+				w.fnMu.Lock()
+				w.fn(k)
+				w.fnMu.Unlock()
+			}
+		}
+	}()
+	return nil
 }

@@ -152,8 +152,8 @@ func TestLayoutAndExpiry(t *testing.T) {
 	}
 	checkPTTL("append", deadline)
 	s.Store(ctx, store.Set, store.Item{Key: []byte("k"), Value: []byte("41"), Deadline: deadline}, now)
-	if v, err := s.Incr(ctx, []byte("k"), 1, false, now); v != 42 || err != nil {
-		t.Fatalf("Incr = %d, %v", v, err)
+	if c, err := s.Incr(ctx, []byte("k"), store.IncrOptions{Delta: 1}, now); c.Value != 42 || err != nil {
+		t.Fatalf("Incr = %d, %v", c.Value, err)
 	}
 	checkPTTL("incr", deadline)
 
@@ -371,21 +371,21 @@ func TestMalformedIsPerRequest(t *testing.T) {
 		}
 		for _, mode := range []store.Mode{store.Add, store.Replace, store.CAS, store.Append} {
 			if _, err := s.Store(ctx, mode, store.Item{Key: []byte(k), Value: []byte("x"), CAS: 1}, now); !errors.Is(err, ErrMalformed) {
-				t.Fatalf("%s %s = %v, want malformed", modeNames[mode], k, err)
+				t.Fatalf("%s %s = %v, want malformed", mode, k, err)
 			}
 		}
 		if _, err := s.Touch(ctx, []byte(k), 0, nil, now); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("Touch(%s) = %v", k, err)
 		}
-		if _, err := s.Incr(ctx, []byte(k), 1, false, now); !errors.Is(err, ErrMalformed) {
+		if _, err := s.Incr(ctx, []byte(k), store.IncrOptions{Delta: 1}, now); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("Incr(%s) = %v", k, err)
 		}
 	}
-	if _, err := s.Incr(ctx, []byte("good"), 1, false, now); !errors.Is(err, store.ErrNonNumeric) {
+	if _, err := s.Incr(ctx, []byte("good"), store.IncrOptions{Delta: 1}, now); !errors.Is(err, store.ErrNonNumeric) {
 		t.Fatalf("Incr(good) = %v", err)
 	}
 	// Delete removes whatever is there; Set overwrites it.
-	if err := s.Delete(ctx, []byte("str"), now); err != nil {
+	if err := s.Delete(ctx, []byte("str"), store.DeleteOptions{}, now); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Store(ctx, store.Set, store.Item{Key: []byte("nod"), Value: []byte("fixed")}, now); err != nil {
@@ -411,7 +411,7 @@ func TestConcurrentIncr(t *testing.T) {
 		}
 		wg.Go(func() {
 			for range 25 {
-				if _, err := s.Incr(ctx, []byte("n"), 1, false, now); err != nil {
+				if _, err := s.Incr(ctx, []byte("n"), store.IncrOptions{Delta: 1}, now); err != nil {
 					errs <- err
 					return
 				}
@@ -473,7 +473,7 @@ func TestStoppedServerTimesOut(t *testing.T) {
 			_, err := s.Store(ctx, store.Set, store.Item{Key: []byte("k"), Value: []byte("v")}, now)
 			return err
 		},
-		"incr":  func() error { _, err := s.Incr(ctx, []byte("k"), 1, false, now); return err },
+		"incr":  func() error { _, err := s.Incr(ctx, []byte("k"), store.IncrOptions{Delta: 1}, now); return err },
 		"flush": func() error { return s.Flush(ctx) },
 		"batch": func() error {
 			return s.ApplyBatch(ctx, []Op{{Item: store.Item{Key: []byte("k"), Value: []byte("v")}}}, now)[0]

@@ -133,36 +133,36 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	})
 	t.Run("Incr", func(t *testing.T) {
 		s := newStore(t)
-		_, err := s.Incr(ctx, []byte("n"), 1, false, Now)
+		_, err := s.Incr(ctx, []byte("n"), store.IncrOptions{Delta: 1}, Now)
 		wantErr(t, "incr missing", err, store.ErrNotFound)
 		set(t, s, store.Set, "n", "099", 3, Now+100, 0)
-		if v, err := s.Incr(ctx, []byte("n"), 1, false, Now); v != 100 || err != nil {
-			t.Fatalf("incr = %d, %v", v, err)
+		if c, err := s.Incr(ctx, []byte("n"), store.IncrOptions{Delta: 1}, Now); c.Value != 100 || err != nil {
+			t.Fatalf("incr = %d, %v", c.Value, err)
 		}
-		if v, _ := s.Incr(ctx, []byte("n"), 1, true, Now); v != 99 {
-			t.Fatalf("decr = %d", v)
+		if c, _ := s.Incr(ctx, []byte("n"), store.IncrOptions{Delta: 1, Decr: true}, Now); c.Value != 99 {
+			t.Fatalf("decr = %d", c.Value)
 		}
 		it := mustGet(t, s, "n", Now)
 		if string(it.Value) != "99 " || it.Flags != 3 || it.Deadline != Now+100 {
 			t.Fatalf("shorter result: %+v; want \"99 \" padded in place", it)
 		}
-		if v, _ := s.Incr(ctx, []byte("n"), 1000, true, Now); v != 0 {
-			t.Fatalf("decr below zero = %d, want 0", v)
+		if c, _ := s.Incr(ctx, []byte("n"), store.IncrOptions{Delta: 1000, Decr: true}, Now); c.Value != 0 {
+			t.Fatalf("decr below zero = %d, want 0", c.Value)
 		}
-		if v, _ := s.Incr(ctx, []byte("n"), 1<<64-1, false, Now); v != 1<<64-1 {
-			t.Fatalf("incr to max = %d", v)
+		if c, _ := s.Incr(ctx, []byte("n"), store.IncrOptions{Delta: 1<<64 - 1}, Now); c.Value != 1<<64-1 {
+			t.Fatalf("incr to max = %d", c.Value)
 		}
-		if v, _ := s.Incr(ctx, []byte("n"), 2, false, Now); v != 1 {
-			t.Fatalf("incr wrap = %d, want 1", v)
+		if c, _ := s.Incr(ctx, []byte("n"), store.IncrOptions{Delta: 2}, Now); c.Value != 1 {
+			t.Fatalf("incr wrap = %d, want 1", c.Value)
 		}
 		set(t, s, store.Set, "n", "9", 0, 0, 0)
-		s.Incr(ctx, []byte("n"), 1, false, Now)
+		s.Incr(ctx, []byte("n"), store.IncrOptions{Delta: 1}, Now)
 		if it := mustGet(t, s, "n", Now); string(it.Value) != "10" {
 			t.Fatalf("longer result = %q, want 10", it.Value)
 		}
 		for _, bad := range []string{"", "abc", "12abc", "-1", "123456789012345678901"} {
 			set(t, s, store.Set, "b", bad, 0, 0, 0)
-			_, err := s.Incr(ctx, []byte("b"), 1, false, Now)
+			_, err := s.Incr(ctx, []byte("b"), store.IncrOptions{Delta: 1}, Now)
 			wantErr(t, fmt.Sprintf("incr %q", bad), err, store.ErrNonNumeric)
 		}
 	})
@@ -176,8 +176,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			t.Fatalf("Touch = %+v, %v", it, err)
 		}
 		mustGet(t, s, "k", Now+20)
-		wantErr(t, "delete missing", s.Delete(ctx, []byte("nope"), Now), store.ErrNotFound)
-		if err := s.Delete(ctx, []byte("k"), Now); err != nil {
+		wantErr(t, "delete missing", s.Delete(ctx, []byte("nope"), store.DeleteOptions{}, Now), store.ErrNotFound)
+		if err := s.Delete(ctx, []byte("k"), store.DeleteOptions{}, Now); err != nil {
 			t.Fatal(err)
 		}
 		mustMiss(t, s, "k", Now)
@@ -203,6 +203,137 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		set(t, s, store.Set, key, val, 0, 0, 0)
 		if it := mustGet(t, s, key, Now); string(it.Value) != val {
 			t.Fatalf("value = %q", it.Value)
+		}
+	})
+	// The conditional and meta operations: a tier implements each fully or
+	// refuses it with store.ErrUnsupported, leaving the item as it was.
+	unsupported := func(t *testing.T, s store.Store, err error, key, val string) bool {
+		t.Helper()
+		if !errors.Is(err, store.ErrUnsupported) {
+			return false
+		}
+		if it := mustGet(t, s, key, Now); string(it.Value) != val {
+			t.Fatalf("a refused operation changed %q to %q", key, it.Value)
+		}
+		return true
+	}
+	t.Run("ConditionalIncr", func(t *testing.T) {
+		s := newStore(t)
+		cas, _ := set(t, s, store.Set, "n", "5", 0, Now+100, 0)
+		_, err := s.Incr(ctx, []byte("n"), store.IncrOptions{Delta: 1, CAS: cas + 1}, Now)
+		if unsupported(t, s, err, "n", "5") {
+			return
+		}
+		wantErr(t, "incr with a wrong CAS", err, store.ErrExists)
+		c, err := s.Incr(ctx, []byte("n"), store.IncrOptions{Delta: 2, CAS: cas, Touch: true, Deadline: Now + 500}, Now)
+		if err != nil || c.Value != 7 || c.Deadline != Now+100 || c.Created {
+			t.Fatalf("incr with the CAS and a touch = %+v, %v; want 7, deadline before the touch", c, err)
+		}
+		if it := mustGet(t, s, "n", Now); it.CAS != c.CAS || it.Deadline != Now+500 || string(it.Value) != "7" {
+			t.Fatalf("after incr: %+v; want CAS %d, deadline %d", it, c.CAS, Now+500)
+		}
+		c, err = s.Incr(ctx, []byte("new"), store.IncrOptions{Delta: 1, Vivify: true, Initial: 40, VivifyDeadline: Now + 60}, Now)
+		if err != nil || !c.Created || c.Value != 40 || c.Deadline != 0 {
+			t.Fatalf("incr vivify = %+v, %v; want created with 40", c, err)
+		}
+		if it := mustGet(t, s, "new", Now); string(it.Value) != "40" || it.Deadline != Now+60 || it.CAS != c.CAS {
+			t.Fatalf("vivified item %+v", it)
+		}
+		if c, err := s.Incr(ctx, []byte("new"), store.IncrOptions{Delta: 1, Vivify: true, Initial: 40}, Now); err != nil || c.Created || c.Value != 41 {
+			t.Fatalf("incr vivify of a present item = %+v, %v", c, err)
+		}
+	})
+	t.Run("ConditionalDelete", func(t *testing.T) {
+		s := newStore(t)
+		cas, _ := set(t, s, store.Set, "k", "v", 0, Now+100, 0)
+		err := s.Delete(ctx, []byte("k"), store.DeleteOptions{MatchCAS: true, CAS: cas + 1}, Now)
+		if unsupported(t, s, err, "k", "v") {
+			return
+		}
+		wantErr(t, "delete with a wrong CAS", err, store.ErrExists)
+		if err := s.Delete(ctx, []byte("k"), store.DeleteOptions{MatchCAS: true, CAS: cas, Invalidate: true, Touch: true, Deadline: Now + 30}, Now); err != nil {
+			t.Fatalf("invalidate: %v", err)
+		}
+		it, st, err := s.MetaGet(ctx, []byte("k"), nil, store.MetaGetOptions{}, Now)
+		if err != nil || string(it.Value) != "v" || it.CAS == cas || it.Deadline != Now+30 || !st.Stale || !st.Won || st.TokenSent {
+			t.Fatalf("first read after invalidate: %+v %+v %v; want stale, won, new CAS, deadline %d", it, st, err, Now+30)
+		}
+		if _, st, _ := s.MetaGet(ctx, []byte("k"), nil, store.MetaGetOptions{}, Now); !st.Stale || st.Won || !st.TokenSent {
+			t.Fatalf("second read after invalidate: %+v; want stale, token sent, no win", st)
+		}
+		// An older CAS still lands with CASStale, stale and with the
+		// item's deadline; the current one stores a fresh item.
+		if _, err := set(t, s, store.CASStale, "k", "old", 0, Now+999, 1); err != nil {
+			t.Fatalf("stale set: %v", err)
+		}
+		it, st, _ = s.MetaGet(ctx, []byte("k"), nil, store.MetaGetOptions{}, Now)
+		if string(it.Value) != "old" || it.Deadline != Now+30 || !st.Stale || !st.TokenSent {
+			t.Fatalf("after a stale set: %+v %+v", it, st)
+		}
+		_, err = set(t, s, store.CASStale, "k", "x", 0, 0, it.CAS+1)
+		wantErr(t, "stale set with a newer CAS", err, store.ErrExists)
+		if _, err := set(t, s, store.CASStale, "k", "new", 0, 0, it.CAS); err != nil {
+			t.Fatal(err)
+		}
+		if _, st, _ := s.MetaGet(ctx, []byte("k"), nil, store.MetaGetOptions{}, Now); st.Stale || st.TokenSent {
+			t.Fatalf("after a matching set: %+v; want fresh", st)
+		}
+		wantErr(t, "delete with CAS 0", s.Delete(ctx, []byte("k"), store.DeleteOptions{MatchCAS: true}, Now), store.ErrExists)
+		if err := s.Delete(ctx, []byte("k"), store.DeleteOptions{}, Now); err != nil {
+			t.Fatal(err)
+		}
+		mustMiss(t, s, "k", Now)
+	})
+	t.Run("MetaGet", func(t *testing.T) {
+		s := newStore(t)
+		set(t, s, store.Set, "k", "v", 3, Now+100, 0)
+		it, st, err := s.MetaGet(ctx, []byte("k"), nil, store.MetaGetOptions{Touch: true, Deadline: Now + 200}, Now+1)
+		if err != nil || string(it.Value) != "v" || it.Flags != 3 || it.Deadline != Now+100 {
+			t.Fatalf("mg T = %+v, %v; want the item before the touch", it, err)
+		}
+		if it := mustGet(t, s, "k", Now+1); it.Deadline != Now+200 {
+			t.Fatalf("touched deadline = %d", it.Deadline)
+		}
+		_, _, err = s.MetaGet(ctx, []byte("viv"), nil, store.MetaGetOptions{Vivify: true, VivifyDeadline: Now + 30}, Now)
+		if errors.Is(err, store.ErrUnsupported) {
+			mustMiss(t, s, "viv", Now)
+			return // a tier without meta state: the rest needs it
+		}
+		if _, st, _ := s.MetaGet(ctx, []byte("k"), nil, store.MetaGetOptions{NoBump: true}, Now+5); !st.Fetched || st.LastAccess == 0 {
+			t.Fatalf("state after reads: %+v; want fetched", st)
+		}
+		set(t, s, store.Set, "h", "v", 0, Now+100, 0)
+		if _, st, _ := s.MetaGet(ctx, []byte("h"), nil, store.MetaGetOptions{NoBump: true}, Now); st.Fetched || st.LastAccess != Now {
+			t.Fatalf("a fresh item: %+v; want not fetched, last access at the write", st)
+		}
+		if _, st, _ := s.MetaGet(ctx, []byte("h"), nil, store.MetaGetOptions{}, Now); st.Fetched {
+			t.Fatal("a read without bump marked the item fetched")
+		}
+		if _, st, _ := s.MetaGet(ctx, []byte("h"), nil, store.MetaGetOptions{}, Now); !st.Fetched {
+			t.Fatal("a read did not mark the item fetched")
+		}
+		it, st, err = s.MetaGet(ctx, []byte("viv2"), nil, store.MetaGetOptions{Vivify: true, VivifyDeadline: Now + 30}, Now)
+		if err != nil || !st.Created || !st.Won || st.TokenSent || len(it.Value) != 0 || it.Deadline != 0 {
+			t.Fatalf("vivify = %+v %+v %v", it, st, err)
+		}
+		it, st, err = s.MetaGet(ctx, []byte("viv2"), nil, store.MetaGetOptions{Vivify: true, VivifyDeadline: Now + 30}, Now)
+		if err != nil || st.Created || st.Won || !st.TokenSent || it.Deadline != Now+30 {
+			t.Fatalf("second vivify = %+v %+v %v; want the stub, token sent", it, st, err)
+		}
+		// R wins once when the deadline is before the threshold.
+		set(t, s, store.Set, "r", "v", 0, Now+100, 0)
+		if _, st, _ := s.MetaGet(ctx, []byte("r"), nil, store.MetaGetOptions{Recache: Now + 50}, Now); st.Won {
+			t.Fatal("R won with the deadline after the threshold")
+		}
+		if _, st, _ := s.MetaGet(ctx, []byte("r"), nil, store.MetaGetOptions{Touch: true, Deadline: Now + 10, RecacheAfterTouch: true, Recache: Now + 50}, Now); !st.Won {
+			t.Fatal("R after T did not compare the touched deadline")
+		}
+		if _, st, _ := s.MetaGet(ctx, []byte("r"), nil, store.MetaGetOptions{Recache: Now + 50}, Now); st.Won || !st.TokenSent {
+			t.Fatalf("R won twice: %+v", st)
+		}
+		set(t, s, store.Set, "never", "v", 0, 0, 0)
+		if _, st, _ := s.MetaGet(ctx, []byte("never"), nil, store.MetaGetOptions{Recache: Now + 50}, Now); st.Won {
+			t.Fatal("R won on an item that never expires")
 		}
 	})
 }

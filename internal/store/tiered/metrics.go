@@ -1,37 +1,57 @@
 package tiered
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sony/gobreaker/v2"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/repcache/repcache/internal/store"
 )
 
-// Metrics are the tiers' Prometheus metrics.
-type Metrics struct {
+// metrics are the tiers' Prometheus metrics.
+type metrics struct {
 	lookups      *prometheus.CounterVec
 	backupWrites *prometheus.CounterVec
 }
 
-// NewMetrics registers the tiers' metrics for s; maps are the map names to
+// newMetrics registers the tiers' metrics for s; maps are the map names to
 // create series for up front.
-func (s *Store) NewMetrics(reg prometheus.Registerer, maps []string) *Metrics {
-	m := &Metrics{
-		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+func newMetrics(reg prometheus.Registerer, s *Store, maps []string) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		lookups: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "repcache", Name: "lookups_total",
-			Help: "Reads per tier and result, by map: the hit ratio per map and tier (backup lookups happen on cache misses).",
+			Help: "Client reads per tier and result, by map: the hit ratio per map and tier (backup lookups happen on cache misses).",
 		}, []string{"map", "tier", "result"}),
-		backupWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+		backupWrites: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "repcache", Name: "backup_writes_total",
 			Help: "Writes to the backup tier, by mode (sync, async) and result (ok, error).",
 		}, []string{"mode", "result"}),
 	}
-	reg.MustRegister(m.lookups, m.backupWrites,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "repcache", Name: "backup_queue_length",
-			Help: "Async backup writes waiting to be written."}, func() float64 { return float64(s.QueueLen()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "repcache", Name: "backup_dropped_total",
-			Help: "Async backup writes dropped: queue full or shutting down."}, func() float64 { return float64(s.Counts.AsyncDropped.Load()) }),
-	)
+	gauge := func(name, help string, v func() float64) {
+		f.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "repcache", Name: name, Help: help}, v)
+	}
+	counter := func(name, help string, v func() uint64) {
+		f.NewCounterFunc(prometheus.CounterOpts{Namespace: "repcache", Name: name, Help: help}, func() float64 { return float64(v()) })
+	}
+	gauge("backup_queue_length", "Async backup writes waiting to be written.", func() float64 { return float64(s.q.length()) })
+	gauge("backup_queue_bytes", "Bytes of the async backup writes queued or being written.", func() float64 { return float64(s.q.size()) })
+	counter("backup_dropped_total", "Async backup writes dropped: queue full or shutting down.", s.Counts.AsyncDropped.Load)
+	counter("backup_retries_total", "Async backup batches retried after a failure.", s.Counts.AsyncRetries.Load)
+	counter("backup_degraded_writes_total", "Sync backup writes that failed and were let through (on_backup_error: degrade).", s.Counts.DegradedWrites.Load)
+	counter("backup_lost_total", "Times the backup was found to have lost its data (restarted without persistence, or wiped).", s.Counts.BackupLost.Load)
+	counter("served_by_backup_total", "Requests the backup served alone because the cache could not.", s.Counts.ServedByBackup.Load)
+	counter("outage_responses_total", "Reads answered a miss (or an error, on_error: error) because no tier answered.", s.Counts.OutageResponses.Load)
+	gauge("cache_invalidations_pending", "Keys whose writes missed the cache, not yet deleted from it (1 more while the cache generation is due to move on).",
+		func() float64 { return float64(s.inv.len()) })
+	gauge("cache_generation", "The shared cache generation in force: it moves on when more writes missed the cache than could be remembered.",
+		func() float64 { return float64(s.gen.Load()) })
+	counter("cache_generation_bumps_total", "Cache generations this process started.", s.Counts.GenerationBumps.Load)
+	gauge("cache_ready", "1 while the cache tier answers its background probe, else 0.", func() float64 {
+		if s.cacheUp.Load() {
+			return 1
+		}
+		return 0
+	})
 	for _, name := range append(maps, "other") {
 		for _, tier := range []string{"cache", "backup"} {
 			m.lookups.WithLabelValues(name, tier, "hit")
@@ -42,19 +62,17 @@ func (s *Store) NewMetrics(reg prometheus.Registerer, maps []string) *Metrics {
 		m.backupWrites.WithLabelValues(mode, "ok")
 		m.backupWrites.WithLabelValues(mode, "error")
 	}
-	s.metrics = m
 	return m
 }
 
-func (s *Store) lookup(key []byte, tier, result string) {
-	if s.metrics == nil {
+// lookup counts a client read (count) of route r in tier.
+func (s *Store) lookup(count bool, r store.Route, tier, result string) {
+	if s.metrics == nil || !count {
 		return
 	}
-	name := "other"
-	if s.o.MapOf != nil {
-		if n := s.o.MapOf(key); n != "" {
-			name = n
-		}
+	name := r.Map
+	if name == "" {
+		name = "other"
 	}
 	s.metrics.lookups.WithLabelValues(name, tier, result).Inc()
 }
@@ -68,67 +86,4 @@ func (s *Store) backupWrite(mode string, ok bool, n int) {
 		result = "error"
 	}
 	s.metrics.backupWrites.WithLabelValues(mode, result).Add(float64(n))
-}
-
-// GuardMetrics are the backends' Prometheus metrics, shared by the guards.
-type GuardMetrics struct {
-	duration *prometheus.HistogramVec
-	errors   *prometheus.CounterVec
-	up       *prometheus.GaugeVec
-	breaker  *prometheus.GaugeVec
-}
-
-// NewGuardMetrics creates and registers the backend metrics.
-func NewGuardMetrics(reg prometheus.Registerer) *GuardMetrics {
-	m := &GuardMetrics{
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "repcache", Name: "backend_request_duration_seconds",
-			Help:    "Duration of calls to a backend, by backend and operation.",
-			Buckets: []float64{100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1},
-		}, []string{"backend", "operation"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "repcache", Name: "backend_errors_total",
-			Help: "Backend calls that failed (timeouts, refused connections, malformed replies, open breaker); misses are not errors.",
-		}, []string{"backend"}),
-		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: "repcache", Name: "backend_up",
-			Help: "1 while the backend answers (its circuit breaker is not open), else 0.",
-		}, []string{"backend"}),
-		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: "repcache", Name: "backend_breaker_state",
-			Help: "Circuit breaker state per backend: 0 closed, 1 half-open (probing), 2 open (calls fail at once).",
-		}, []string{"backend"}),
-	}
-	reg.MustRegister(m.duration, m.errors, m.up, m.breaker)
-	return m
-}
-
-// WithMetrics makes g record into m.
-func (g *Guard) WithMetrics(m *GuardMetrics) *Guard {
-	g.metrics = m
-	m.errors.WithLabelValues(g.name)
-	g.setState(g.cb.State())
-	return g
-}
-
-func (g *Guard) setState(st gobreaker.State) {
-	if g.metrics == nil {
-		return
-	}
-	up := 1.0
-	if st == gobreaker.StateOpen {
-		up = 0
-	}
-	g.metrics.up.WithLabelValues(g.name).Set(up)
-	g.metrics.breaker.WithLabelValues(g.name).Set(float64(st))
-}
-
-func (g *Guard) observe(op string, start time.Time, err error) {
-	if g.metrics == nil {
-		return
-	}
-	g.metrics.duration.WithLabelValues(g.name, op).Observe(time.Since(start).Seconds())
-	if err != nil && !isAnswer(err) {
-		g.metrics.errors.WithLabelValues(g.name).Inc()
-	}
 }

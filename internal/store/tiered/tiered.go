@@ -1,82 +1,96 @@
 // Package tiered combines a cache tier (the embedded store or a memcached
 // pool) with an optional durable backup tier (Redis).
 //
-// Writes go to the cache, then to the backup as the key's map says: sync
-// (the client is answered once the backup confirmed), async (answered after
-// the cache write; the backup write goes through a bounded queue, flushed in
-// batches, drained on shutdown, dropped and counted on overflow) or none.
-// Both tiers hold the same absolute deadline. A cache miss reads the backup
-// and refills the cache with the record's remaining lifetime; concurrent
-// misses on one key share one backup read. When the cache is down, reads and
-// writes are served by the backup; when everything is down, reads answer a
-// miss (or an error, on_error: error), because Postfix handles a miss far
-// better than an error.
+// Writes go to the cache, then to the backup as the request's route says
+// (store.RouteFrom): sync (the client is answered once the backup
+// confirmed), async (answered after the cache write; the backup write waits
+// in a bounded queue and is retried until it lands) or none. Both tiers
+// hold the same absolute deadline. A cache miss reads the backup and
+// refills the cache with the record's remaining lifetime; concurrent misses
+// on one key share one backup read.
+//
+// A write that could not reach the cache is remembered (invalidations.go)
+// and its key deleted from the cache before the cache serves it again; if
+// too many were missed, the cache generation moves on (every key of the
+// shared cache carries it), so nothing written before is served. When the
+// cache is down, reads and writes are served by the backup; when everything
+// is down, reads answer a miss (or an error, on_error: error), because
+// Postfix handles a miss far better than an error.
 package tiered
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/repcache/repcache/internal/backoff"
+	"github.com/repcache/repcache/internal/guard"
 	"github.com/repcache/repcache/internal/store"
 )
 
-// Backup is a map's backup rule.
-type Backup uint8
+// Rule, Backup and the backup rules are store.Route and store.Backup
+// under their old names, kept while the policy package's TierRule still
+// uses them; the tiers read the route from the request carrier.
+type Rule = store.Route
 
+// Backup is a map's backup rule (store.Backup).
+type Backup = store.Backup
+
+// The backup rules under their config names.
 const (
-	None  Backup = iota // the cache only
-	Sync                // answered after the backup confirmed
-	Async               // answered after the cache write; backup write queued
+	None  = store.NoBackup
+	Sync  = store.SyncBackup
+	Async = store.AsyncBackup
 )
 
-// ParseBackup reads a backup rule from its config name.
-func ParseBackup(s string) (Backup, error) {
-	switch s {
-	case "none":
-		return None, nil
-	case "sync":
-		return Sync, nil
-	case "async":
-		return Async, nil
-	}
-	return None, fmt.Errorf("unknown backup rule %q: want sync, async or none", s)
-}
-
-// Rule is what a key's map asks of the tiers.
-type Rule struct {
-	Backup Backup
-	// FailOnBackupError answers a write whose sync backup write failed with
-	// an error (on_backup_error: fail); otherwise the cache write stands and
-	// the failure is counted (degrade).
-	FailOnBackupError bool
-}
-
-// Batcher is implemented by backups that can apply many writes in one
-// round trip (Redis pipelines).
-type Batcher interface {
-	ApplyBatch(ctx context.Context, ops []store.Op, now int64) []error
+// Generations keeps the cache generation where every instance sharing the
+// cache sees it (in the backup).
+type Generations interface {
+	// CacheGeneration returns the generation in force, first raising the
+	// stored one to atLeast when it is lower (a backup that lost it must
+	// not take the instances back to an older generation). missing reports
+	// that the backup did not hold it.
+	CacheGeneration(ctx context.Context, atLeast uint64) (gen uint64, missing bool, err error)
+	// NextCacheGeneration stores and returns a generation above both the
+	// stored one and above.
+	NextCacheGeneration(ctx context.Context, above uint64) (uint64, error)
 }
 
 // Options configure a Store.
 type Options struct {
-	// Rule returns the rule for a (storage) key.
-	Rule func(key []byte) Rule
-	// MapOf names a key's map for metrics ("" outside every map).
-	MapOf func(key []byte) string
 	// ErrorOnOutage answers reads with the backend's error when no tier can
 	// answer (on_error: error); by default they answer a miss.
 	ErrorOnOutage bool
-	QueueSize     int           // async queue capacity (default 10000)
+	QueueSize     int           // async writes that may wait (default 10000)
+	QueueBytes    int64         // bytes (keys and values) they may hold (default 64 MiB)
 	BatchSize     int           // async writes per batch (default 256)
 	BatchTimeout  time.Duration // deadline of one async batch (default 1s)
-	Logger        *slog.Logger
+	// Retry spaces the retries of async writes that failed (default 10ms
+	// doubling up to 1s).
+	Retry backoff.Policy
+	// InvalidationLimit bounds the keys remembered for invalidation in the
+	// cache (default 100000); beyond it the cache generation moves on.
+	InvalidationLimit int
+	// Generations keeps the shared cache's generation (nil: the cache is
+	// private to this process, as the embedded store is, and needs none).
+	Generations Generations
+	// CachePing and BackupPing probe the tiers in the background, every
+	// ProbeInterval (default 1s), so readiness and recovery do not wait for
+	// client traffic. Nil: not probed.
+	CachePing, BackupPing guard.Pinger
+	ProbeInterval         time.Duration
+	// Registerer gets the tiers' metrics (nil: not registered); Maps are
+	// the map names to create series for up front.
+	Registerer prometheus.Registerer
+	Maps       []string
+	Logger     *slog.Logger
 }
 
 // Counters report what the tiers did beyond plain hits and misses.
@@ -88,41 +102,40 @@ type Counters struct {
 	DegradedWrites  atomic.Uint64 // sync backup writes that failed and were let through
 	AsyncDropped    atomic.Uint64 // async backup writes dropped: queue full or shutting down
 	AsyncWritten    atomic.Uint64 // async backup writes applied
-	ServedByBackup  atomic.Uint64 // requests served by the backup while the cache was down
+	AsyncRetries    atomic.Uint64 // async batches retried after a failure
+	ServedByBackup  atomic.Uint64 // requests served by the backup while the cache could not
 	OutageResponses atomic.Uint64 // reads answered a miss/error because no tier answered
+	BackupLost      atomic.Uint64 // times the backup was found to have lost its data
+	GenerationBumps atomic.Uint64 // cache generations this process started
 }
 
 // Store implements store.Store over a cache and an optional backup.
 type Store struct {
-	metrics       *Metrics
+	metrics       *metrics
 	cache, backup store.Store
 	o             Options
 	sf            singleflight.Group
-	queue         chan queued
-	qmu           sync.RWMutex  // enqueue (read) vs closing the queue (write)
+	q             *queue
+	inv           *invalidations
+	gen           atomic.Uint64 // the cache generation in force (0: keys as they are)
+	cacheUp       atomic.Bool   // the last cache probe answered
 	applyMu       sync.Mutex    // applying a batch vs flushing the backup
-	gen           atomic.Uint64 // flush generation: writes queued before a flush_all are superseded by it
-	closing       bool
-	done          chan struct{}
+	flushGen      atomic.Uint64 // writes queued before a flush_all are superseded by it
+	stopProbe     context.CancelFunc
+	probeDone     chan struct{}
 	Counts        Counters
 }
 
 var _ store.Store = (*Store)(nil)
 
-// queued is an async backup write and the flush generation it was issued in.
-type queued struct {
-	op  store.Op
-	gen uint64
-}
-
 // New combines cache and backup (which may be nil). The caller owns both
 // and closes them after Close.
 func New(cache, backup store.Store, o Options) *Store {
-	if o.Rule == nil {
-		o.Rule = func([]byte) Rule { return Rule{} }
-	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 10000
+	}
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = 64 << 20
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 256
@@ -130,28 +143,93 @@ func New(cache, backup store.Store, o Options) *Store {
 	if o.BatchTimeout <= 0 {
 		o.BatchTimeout = time.Second
 	}
+	if o.Retry.Base <= 0 {
+		o.Retry = backoff.Policy{Base: 10 * time.Millisecond, Max: time.Second}
+	}
+	if o.InvalidationLimit <= 0 {
+		o.InvalidationLimit = 100000
+	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{cache: cache, backup: backup, o: o, done: make(chan struct{})}
-	if backup != nil {
-		s.queue = make(chan queued, o.QueueSize)
-		go s.flusher()
-	} else {
-		close(s.done)
+	s := &Store{cache: cache, backup: backup, o: o, inv: newInvalidations(o.InvalidationLimit), probeDone: make(chan struct{})}
+	s.cacheUp.Store(true)
+	s.q = newQueue(s, o.QueueSize, o.QueueBytes)
+	if o.Registerer != nil {
+		s.metrics = newMetrics(o.Registerer, s, o.Maps)
 	}
+	if backup != nil {
+		go s.q.flusher()
+	} else {
+		s.q.closeNow()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopProbe = cancel
+	go s.prober(ctx)
 	return s
 }
 
-func (s *Store) rule(key []byte) Rule {
+// route is ctx's route; without a backup every key is cache-only.
+func (s *Store) route(ctx context.Context) store.Route {
 	if s.backup == nil {
-		return Rule{}
+		return store.Route{}
 	}
-	return s.o.Rule(key)
+	return store.RouteFrom(ctx)
 }
 
 // failed reports whether err is a backend failure rather than an answer.
-func failed(err error) bool { return err != nil && !isAnswer(err) }
+func failed(err error) bool { return guard.Failed(err) }
+
+// cacheKey is key under the cache generation in force. Generation 0 keeps
+// keys as they are; later ones prefix a control byte no client key can
+// hold (the memcached tier stores such keys encoded), so no client key
+// collides with a generation's.
+func (s *Store) cacheKey(key []byte) []byte {
+	g := s.gen.Load()
+	if g == 0 {
+		return key
+	}
+	b := make([]byte, 0, len(key)+24)
+	b = append(b, 0x01, 'g')
+	b = strconv.AppendUint(b, g, 10)
+	b = append(b, 0x01)
+	return append(b, key...)
+}
+
+// cacheUsable reports whether the cache may serve key for a request with
+// route r: not while key is remembered as missed (unless it can be deleted
+// from the cache now), nor, for backed-up keys, while the generation is due
+// to move on.
+func (s *Store) cacheUsable(ctx context.Context, r store.Route, key []byte, now int64) bool {
+	if r.Backup == None || s.inv.empty() {
+		return true
+	}
+	if s.inv.overflowed() {
+		return false
+	}
+	seq, listed := s.inv.lookup(key)
+	if !listed {
+		return true
+	}
+	if err := s.cache.Delete(ctx, s.cacheKey(key), store.DeleteOptions{}, now); failed(err) {
+		s.Counts.CacheErrors.Add(1)
+		return false
+	}
+	s.inv.done(string(key), seq)
+	return true
+}
+
+// missed remembers that a write of key may not have reached the cache.
+func (s *Store) missed(r store.Route, key []byte) {
+	s.Counts.CacheErrors.Add(1)
+	if r.Backup != None && s.inv.add(key) {
+		s.o.Logger.Warn("too many cache writes missed to remember each: the cache generation will move on once the cache answers",
+			"limit", s.o.InvalidationLimit)
+	}
+}
 
 // outage answers a read no tier could serve.
 func (s *Store) outage(err error) error {
@@ -162,27 +240,40 @@ func (s *Store) outage(err error) error {
 	return store.ErrNotFound
 }
 
-// Get implements store.Store with read-through.
+// Get implements store.Store with read-through. It is the client's read:
+// the only one counted in the hit ratio.
 func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
-	it, err := s.cache.Get(ctx, key, buf, now)
-	if err == nil {
-		s.lookup(key, "cache", "hit")
+	return s.get(ctx, s.route(ctx), key, buf, now, true)
+}
+
+func (s *Store) get(ctx context.Context, r store.Route, key, buf []byte, now int64, count bool) (store.Item, error) {
+	var err error
+	if s.cacheUsable(ctx, r, key, now) {
+		var it store.Item
+		it, err = s.cache.Get(ctx, s.cacheKey(key), buf, now)
+		if err == nil {
+			s.lookup(count, r, "cache", "hit")
+			it.Key = key
+			return it, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) && !failed(err) {
+			return it, err
+		}
+	} else {
+		err = errCacheSkipped
 	}
-	if err == nil || !errors.Is(err, store.ErrNotFound) && !failed(err) {
-		return it, err
-	}
-	s.lookup(key, "cache", "miss")
+	s.lookup(count, r, "cache", "miss")
 	cacheDown := failed(err)
-	if cacheDown {
+	if cacheDown && err != errCacheSkipped {
 		s.Counts.CacheErrors.Add(1)
 	}
-	if s.rule(key).Backup == None {
+	if r.Backup == None {
 		if cacheDown {
 			return store.Item{}, s.outage(err)
 		}
 		return store.Item{}, store.ErrNotFound
 	}
-	bit, berr := s.readBackup(ctx, key, now, !cacheDown)
+	bit, berr := s.readBackup(ctx, r, key, now, !cacheDown, count)
 	switch {
 	case berr == nil:
 		if cacheDown {
@@ -193,29 +284,34 @@ func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item
 	case errors.Is(berr, store.ErrNotFound):
 		return store.Item{}, store.ErrNotFound
 	case cacheDown:
-		return store.Item{}, s.outage(err)
+		return store.Item{}, s.outage(berr)
 	default:
 		return store.Item{}, store.ErrNotFound // the cache answered a miss; the backup could not add to it
 	}
 }
 
+// errCacheSkipped stands for the cache's answer when it was not asked (its
+// copy of the key may be stale): the backup answers, as in an outage.
+var errCacheSkipped = &guard.Error{Backend: "cache", Class: guard.ClassUnavailable, Err: errors.New("cache copy not trusted until invalidated")}
+
 // readBackup reads key from the backup, once for all concurrent callers,
 // and refills the cache with the record's own deadline.
-func (s *Store) readBackup(ctx context.Context, key []byte, now int64, refill bool) (store.Item, error) {
+func (s *Store) readBackup(ctx context.Context, r store.Route, key []byte, now int64, refill, count bool) (store.Item, error) {
 	v, err, _ := s.sf.Do(string(key), func() (any, error) {
 		it, err := s.backup.Get(ctx, key, nil, now)
 		switch {
 		case err == nil:
-			s.lookup(key, "backup", "hit")
+			s.lookup(count, r, "backup", "hit")
 			s.Counts.BackupHits.Add(1)
 			if refill {
-				it.Key = key
+				it.Key = s.cacheKey(key)
 				if _, err := s.cache.Store(ctx, store.Set, it, now); failed(err) {
 					s.Counts.CacheErrors.Add(1)
 				}
+				it.Key = key
 			}
 		case errors.Is(err, store.ErrNotFound):
-			s.lookup(key, "backup", "miss")
+			s.lookup(count, r, "backup", "miss")
 			s.Counts.BackupMisses.Add(1)
 		default:
 			s.Counts.BackupErrors.Add(1)
@@ -227,58 +323,88 @@ func (s *Store) readBackup(ctx context.Context, key []byte, now int64, refill bo
 }
 
 // warm makes sure a conditional write sees a record that only the backup
-// still holds (after a cache restart).
-func (s *Store) warm(ctx context.Context, key []byte, now int64) {
-	if s.rule(key).Backup != None {
-		s.Get(ctx, key, nil, now)
+// still holds (after a cache restart). It is not a client read: it is not
+// counted in the hit ratio.
+func (s *Store) warm(ctx context.Context, r store.Route, key []byte, now int64) {
+	if r.Backup != None {
+		s.get(ctx, r, key, nil, now, false)
+	}
+}
+
+// invalidate deletes key from the cache after a write the backup refused,
+// so that the cache keeps no trace of it; if the cache cannot be reached
+// either, the key is remembered.
+func (s *Store) invalidate(ctx context.Context, r store.Route, key []byte, now int64) {
+	if err := s.cache.Delete(ctx, s.cacheKey(key), store.DeleteOptions{}, now); failed(err) {
+		s.missed(r, key)
 	}
 }
 
 // Store implements store.Store.
 func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
-	r := s.rule(it.Key)
+	r := s.route(ctx)
+	if mode == store.CASStale && r.Backup != None {
+		return 0, store.ErrUnsupported // the backup would get the value without its stale mark
+	}
 	if mode != store.Set {
-		s.warm(ctx, it.Key, now)
+		s.warm(ctx, r, it.Key, now)
 	}
+	if !s.cacheUsable(ctx, r, it.Key, now) {
+		return s.storeBackupOnly(ctx, mode, it, now, errCacheSkipped)
+	}
+	key := it.Key
+	it.Key = s.cacheKey(key)
 	cas, err := s.cache.Store(ctx, mode, it, now)
-	if r.Backup == None || err != nil && !failed(err) {
-		if failed(err) {
-			s.Counts.CacheErrors.Add(1)
-		}
-		return cas, err
-	}
+	it.Key = key
 	if failed(err) {
-		// The cache is down: the backup serves the write on its own.
-		s.Counts.CacheErrors.Add(1)
-		bcas, berr := s.backup.Store(ctx, mode, it, now)
-		if berr == nil || !failed(berr) {
-			s.Counts.ServedByBackup.Add(1)
-			return bcas, berr
+		s.missed(r, key)
+		if r.Backup == None {
+			return cas, err
 		}
-		s.Counts.BackupErrors.Add(1)
-		return 0, err
+		return s.storeBackupOnly(ctx, mode, it, now, err)
+	}
+	if r.Backup == None || err != nil {
+		return cas, err
 	}
 	final := it
 	if mode == store.Append || mode == store.Prepend {
-		if final, err = s.cache.Get(ctx, it.Key, nil, now); err != nil {
+		if final, err = s.cache.Get(ctx, s.cacheKey(key), nil, now); err != nil {
 			return cas, nil // gone already (expired or evicted): nothing to back up
 		}
+		final.Key = key
 	}
-	return cas, s.replicate(ctx, r, store.Op{Item: final}, now)
+	if err := s.replicate(ctx, r, store.Op{Item: final}, now); err != nil {
+		s.invalidate(ctx, r, key, now)
+		return 0, err
+	}
+	return cas, nil
 }
 
-// replicate applies op to the backup as the rule says.
-func (s *Store) replicate(ctx context.Context, r Rule, op store.Op, now int64) error {
-	if op.Item.Deadline != 0 && op.Item.Deadline <= now {
+// storeBackupOnly serves a write with the backup alone (the cache failed
+// with cerr, or cannot be trusted with the key).
+func (s *Store) storeBackupOnly(ctx context.Context, mode store.Mode, it store.Item, now int64, cerr error) (uint64, error) {
+	bcas, berr := s.backup.Store(ctx, mode, it, now)
+	if failed(berr) {
+		s.Counts.BackupErrors.Add(1)
+		return 0, cerr
+	}
+	s.Counts.ServedByBackup.Add(1)
+	return bcas, berr
+}
+
+// replicate applies op to the backup as the route says. It fails only for
+// a sync write the backup refused under on_backup_error: fail.
+func (s *Store) replicate(ctx context.Context, r store.Route, op store.Op, now int64) error {
+	if store.Expired(op.Item.Deadline, now) {
 		op.Delete = true // stored already expired: the backup must not keep an older version
 	}
 	if r.Backup == Async {
-		s.enqueue(op)
+		s.q.push(op)
 		return nil
 	}
 	var err error
 	if op.Delete {
-		err = s.backup.Delete(ctx, op.Item.Key, now)
+		err = s.backup.Delete(ctx, op.Item.Key, store.DeleteOptions{}, now)
 	} else {
 		_, err = s.backup.Store(ctx, store.Set, op.Item, now)
 	}
@@ -288,115 +414,33 @@ func (s *Store) replicate(ctx context.Context, r Rule, op store.Op, now int64) e
 	}
 	s.Counts.BackupErrors.Add(1)
 	if r.FailOnBackupError {
-		return fmt.Errorf("backup write failed: %w", err)
+		return err
 	}
 	s.Counts.DegradedWrites.Add(1)
 	return nil
 }
 
-func (s *Store) enqueue(op store.Op) {
-	op.Item.Key = append([]byte(nil), op.Item.Key...)
-	op.Item.Value = append([]byte(nil), op.Item.Value...)
-	s.qmu.RLock()
-	defer s.qmu.RUnlock()
-	if s.closing {
-		s.Counts.AsyncDropped.Add(1)
-		return
+// Delete implements store.Store: both tiers forget the key. Conditional
+// and invalidating deletes are not implemented across tiers yet.
+func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
+	if !o.Plain() {
+		return store.ErrUnsupported
 	}
-	select {
-	case s.queue <- queued{op, s.gen.Load()}:
-	default:
-		s.Counts.AsyncDropped.Add(1)
-	}
-}
-
-// QueueLen is the number of async backup writes waiting.
-func (s *Store) QueueLen() int { return len(s.queue) }
-
-// flusher applies queued backup writes in batches until the queue is closed.
-func (s *Store) flusher() {
-	defer close(s.done)
-	batch := make([]queued, 0, s.o.BatchSize)
-	ops := make([]store.Op, 0, s.o.BatchSize)
-	for q := range s.queue {
-		batch = append(batch[:0], q)
-	fill:
-		for len(batch) < s.o.BatchSize {
-			select {
-			case q, ok := <-s.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, q)
-			default:
-				break fill
-			}
-		}
-		s.applyMu.Lock()
-		ops = ops[:0]
-		for _, q := range batch {
-			if q.gen == s.gen.Load() { // older ones were wiped by a flush_all
-				ops = append(ops, q.op)
-			}
-		}
-		if len(ops) > 0 {
-			s.apply(ops)
-		}
-		s.applyMu.Unlock()
-	}
-}
-
-func (s *Store) apply(batch []store.Op) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.o.BatchTimeout)
-	defer cancel()
-	now := time.Now().Unix()
-	var errs []error
-	if b, ok := s.backup.(Batcher); ok {
-		errs = b.ApplyBatch(ctx, batch, now)
+	r := s.route(ctx)
+	var err error
+	if s.cacheUsable(ctx, r, key, now) {
+		err = s.cache.Delete(ctx, s.cacheKey(key), o, now)
 	} else {
-		errs = make([]error, len(batch))
-		for i, op := range batch {
-			if op.Delete {
-				errs[i] = s.backup.Delete(ctx, op.Item.Key, now)
-			} else {
-				_, errs[i] = s.backup.Store(ctx, store.Set, op.Item, now)
-			}
-		}
+		err = errCacheSkipped
 	}
-	failures := 0
-	for _, err := range errs {
-		if failed(err) {
-			failures++
-		}
+	if failed(err) && err != errCacheSkipped {
+		s.missed(r, key)
 	}
-	s.Counts.AsyncWritten.Add(uint64(len(batch) - failures))
-	s.backupWrite("async", true, len(batch)-failures)
-	s.backupWrite("async", false, failures)
-	if failures > 0 {
-		s.Counts.BackupErrors.Add(uint64(failures))
-		s.o.Logger.Warn("async backup writes failed", "failed", failures, "batch", len(batch), "err", firstFailure(errs))
-	}
-}
-
-func firstFailure(errs []error) error {
-	for _, err := range errs {
-		if failed(err) {
-			return err
-		}
-	}
-	return nil
-}
-
-// Delete implements store.Store: both tiers forget the key.
-func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
-	r := s.rule(key)
-	err := s.cache.Delete(ctx, key, now)
 	if r.Backup == None {
 		return err
 	}
 	if failed(err) {
-		s.Counts.CacheErrors.Add(1)
-		berr := s.backup.Delete(ctx, key, now)
+		berr := s.backup.Delete(ctx, key, o, now)
 		if failed(berr) {
 			s.Counts.BackupErrors.Add(1)
 			return err
@@ -405,14 +449,15 @@ func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
 		return berr
 	}
 	if r.Backup == Async {
-		s.enqueue(store.Op{Delete: true, Item: store.Item{Key: key}})
+		s.q.push(store.Op{Delete: true, Item: store.Item{Key: key}})
 		return err
 	}
-	berr := s.backup.Delete(ctx, key, now)
+	berr := s.backup.Delete(ctx, key, o, now)
+	s.backupWrite("sync", !failed(berr), 1)
 	if failed(berr) {
 		s.Counts.BackupErrors.Add(1)
 		if r.FailOnBackupError {
-			return fmt.Errorf("backup delete failed: %w", berr)
+			return berr
 		}
 		s.Counts.DegradedWrites.Add(1)
 		return err
@@ -425,14 +470,25 @@ func (s *Store) Delete(ctx context.Context, key []byte, now int64) error {
 
 // Touch implements store.Store on both tiers.
 func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
-	r := s.rule(key)
-	s.warm(ctx, key, now)
-	it, err := s.cache.Touch(ctx, key, deadline, buf, now)
+	r := s.route(ctx)
+	s.warm(ctx, r, key, now)
+	var (
+		it  store.Item
+		err error
+	)
+	if s.cacheUsable(ctx, r, key, now) {
+		it, err = s.cache.Touch(ctx, s.cacheKey(key), deadline, buf, now)
+		it.Key = key
+	} else {
+		err = errCacheSkipped
+	}
+	if failed(err) && err != errCacheSkipped {
+		s.missed(r, key)
+	}
 	if r.Backup == None || err != nil && !failed(err) {
 		return it, err
 	}
 	if failed(err) {
-		s.Counts.CacheErrors.Add(1)
 		bit, berr := s.backup.Touch(ctx, key, deadline, buf, now)
 		if failed(berr) {
 			s.Counts.BackupErrors.Add(1)
@@ -442,33 +498,63 @@ func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 		return bit, berr
 	}
 	full := it
-	full.Key, full.Value = key, append([]byte(nil), it.Value...)
-	return it, s.replicate(ctx, r, store.Op{Item: full}, now)
+	full.Value = append([]byte(nil), it.Value...)
+	if err := s.replicate(ctx, r, store.Op{Item: full}, now); err != nil {
+		s.invalidate(ctx, r, key, now)
+		return store.Item{}, err
+	}
+	return it, nil
+}
+
+// MetaGet implements store.Store for the options that need no per-item
+// meta state (store.PlainMetaGet); the others are refused for now.
+func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	return store.PlainMetaGet(ctx, s, key, buf, o, now)
 }
 
 // Incr implements store.Store: the cache computes, the result is backed up.
-func (s *Store) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
-	r := s.rule(key)
-	s.warm(ctx, key, now)
-	v, err := s.cache.Incr(ctx, key, delta, decr, now)
+// Meta arithmetic's conditions (CAS, vivify, touch) are not implemented
+// across tiers yet.
+func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
+	if !o.Plain() {
+		return store.Counter{}, store.ErrUnsupported
+	}
+	r := s.route(ctx)
+	s.warm(ctx, r, key, now)
+	var (
+		v   store.Counter
+		err error
+	)
+	if s.cacheUsable(ctx, r, key, now) {
+		v, err = s.cache.Incr(ctx, s.cacheKey(key), o, now)
+	} else {
+		err = errCacheSkipped
+	}
+	if failed(err) && err != errCacheSkipped {
+		s.missed(r, key)
+	}
 	if r.Backup == None || err != nil && !failed(err) {
 		return v, err
 	}
 	if failed(err) {
-		s.Counts.CacheErrors.Add(1)
-		bv, berr := s.backup.Incr(ctx, key, delta, decr, now)
+		bv, berr := s.backup.Incr(ctx, key, o, now)
 		if failed(berr) {
 			s.Counts.BackupErrors.Add(1)
-			return 0, err
+			return store.Counter{}, err
 		}
 		s.Counts.ServedByBackup.Add(1)
 		return bv, berr
 	}
-	it, gerr := s.cache.Get(ctx, key, nil, now)
+	it, gerr := s.cache.Get(ctx, s.cacheKey(key), nil, now)
 	if gerr != nil {
 		return v, nil
 	}
-	return v, s.replicate(ctx, r, store.Op{Item: it}, now)
+	it.Key = key
+	if err := s.replicate(ctx, r, store.Op{Item: it}, now); err != nil {
+		s.invalidate(ctx, r, key, now)
+		return store.Counter{}, err
+	}
+	return v, nil
 }
 
 // Flush implements store.Store on both tiers.
@@ -478,7 +564,7 @@ func (s *Store) Flush(ctx context.Context) error {
 		// Writes still queued were issued before the flush: they must not
 		// land after it. A batch being applied finishes first.
 		s.applyMu.Lock()
-		s.gen.Add(1)
+		s.flushGen.Add(1)
 		berr := s.backup.Flush(ctx)
 		s.applyMu.Unlock()
 		if berr != nil {
@@ -486,34 +572,26 @@ func (s *Store) Flush(ctx context.Context) error {
 			err = errors.Join(err, berr)
 		}
 	}
+	if err == nil {
+		s.inv.clear() // nothing left in the cache to be stale
+	}
 	return err
 }
 
-// Close drains the async queue (until ctx ends; what is left is dropped and
-// counted) and stops the flusher. It does not close the tiers.
-func (s *Store) Close() error { return s.Drain(context.Background()) }
+// Close drains the async queue (for at most ten batch timeouts: what is
+// left is dropped and counted), stops the background work. It does not
+// close the tiers.
+func (s *Store) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*s.o.BatchTimeout)
+	defer cancel()
+	return s.Drain(ctx)
+}
 
-// Drain is Close with a deadline.
+// Drain is Close with the caller's deadline.
 func (s *Store) Drain(ctx context.Context) error {
-	s.qmu.Lock()
-	already := s.closing
-	s.closing = true
-	if !already && s.queue != nil {
-		close(s.queue)
-	}
-	s.qmu.Unlock()
-	if already {
-		<-s.done
-		return nil
-	}
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		n := len(s.queue)
-		s.Counts.AsyncDropped.Add(uint64(n))
-		return fmt.Errorf("backup queue not drained: %d writes left: %w", n, ctx.Err())
-	}
+	s.stopProbe()
+	<-s.probeDone
+	return s.q.drain(ctx)
 }
 
 // Stats passes the cache tier's statistics through.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/repcache/repcache/internal/guard"
 	"github.com/repcache/repcache/internal/store"
 	"github.com/repcache/repcache/internal/store/memory"
 	"github.com/repcache/repcache/internal/store/storetest"
@@ -28,7 +29,7 @@ func mem(t testing.TB) *memory.Store {
 func TestConformance(t *testing.T) {
 	for _, b := range []Backup{Sync, Async, None} {
 		storetest.Run(t, func(t *testing.T) store.Store {
-			s := New(mem(t), mem(t), Options{Rule: func([]byte) Rule { return Rule{Backup: b} }})
+			s := routed(New(mem(t), mem(t), Options{}), Rule{Backup: b})
 			t.Cleanup(func() { s.Close() })
 			return s
 		})
@@ -73,11 +74,11 @@ func (d *down) Store(ctx context.Context, mode store.Mode, it store.Item, now in
 	return d.inner.Store(ctx, mode, it, now)
 }
 
-func (d *down) Delete(ctx context.Context, key []byte, now int64) error {
+func (d *down) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
 	if err := d.fail(); err != nil {
 		return err
 	}
-	return d.inner.Delete(ctx, key, now)
+	return d.inner.Delete(ctx, key, o, now)
 }
 
 func set(t *testing.T, s store.Store, key, val string, deadline int64) error {
@@ -92,7 +93,7 @@ func get(s store.Store, key string) (store.Item, error) {
 
 func TestReadThroughRefillsWithRemainingLifetime(t *testing.T) {
 	cache, backup := mem(t), mem(t)
-	s := New(cache, backup, Options{Rule: func([]byte) Rule { return Rule{Backup: Sync} }})
+	s := routed(New(cache, backup, Options{}), Rule{Backup: Sync})
 	defer s.Close()
 	set(t, s, "k", "v", now+3600)
 	cache.Flush(context.Background()) // the cache restarts empty
@@ -110,7 +111,7 @@ func TestReadThroughRefillsWithRemainingLifetime(t *testing.T) {
 
 func TestCacheDownIsServedByBackup(t *testing.T) {
 	cache := &down{inner: mem(t)}
-	s := New(cache, mem(t), Options{Rule: func([]byte) Rule { return Rule{Backup: Sync} }})
+	s := routed(New(cache, mem(t), Options{}), Rule{Backup: Sync})
 	defer s.Close()
 	set(t, s, "k", "v", 0)
 	cache.off.Store(true)
@@ -130,7 +131,7 @@ func TestEverythingDown(t *testing.T) {
 	cache.off.Store(true)
 	backup.off.Store(true)
 	for _, errorOnOutage := range []bool{false, true} {
-		s := New(cache, backup, Options{Rule: func([]byte) Rule { return Rule{Backup: Sync} }, ErrorOnOutage: errorOnOutage})
+		s := routed(New(cache, backup, Options{ErrorOnOutage: errorOnOutage}), Rule{Backup: Sync})
 		_, err := get(s, "k")
 		if errorOnOutage && !errors.Is(err, errDown) || !errorOnOutage && !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("on_error error=%v: read answered %v", errorOnOutage, err)
@@ -142,7 +143,7 @@ func TestEverythingDown(t *testing.T) {
 func TestBackupErrorPolicy(t *testing.T) {
 	backup := &down{inner: mem(t)}
 	backup.off.Store(true)
-	degrade := New(mem(t), backup, Options{Rule: func([]byte) Rule { return Rule{Backup: Sync} }})
+	degrade := routed(New(mem(t), backup, Options{}), Rule{Backup: Sync})
 	defer degrade.Close()
 	if err := set(t, degrade, "k", "v", 0); err != nil {
 		t.Fatalf("degrade: %v", err)
@@ -150,7 +151,7 @@ func TestBackupErrorPolicy(t *testing.T) {
 	if degrade.Counts.DegradedWrites.Load() != 1 {
 		t.Fatal("degraded write not counted")
 	}
-	fail := New(mem(t), backup, Options{Rule: func([]byte) Rule { return Rule{Backup: Sync, FailOnBackupError: true} }})
+	fail := routed(New(mem(t), backup, Options{}), Rule{Backup: Sync, FailOnBackupError: true})
 	defer fail.Close()
 	if err := set(t, fail, "k", "v", 0); err == nil {
 		t.Fatal("fail: write answered success with the backup down")
@@ -159,7 +160,7 @@ func TestBackupErrorPolicy(t *testing.T) {
 
 func TestAsyncQueueDrainsAndDrops(t *testing.T) {
 	backup := mem(t)
-	s := New(mem(t), backup, Options{Rule: func([]byte) Rule { return Rule{Backup: Async} }, QueueSize: 100000})
+	s := routed(New(mem(t), backup, Options{QueueSize: 100000}), Rule{Backup: Async})
 	for i := 0; i < 5000; i++ {
 		set(t, s, "k"+string(rune('a'+i%26))+string(rune(i)), "v", 0)
 	}
@@ -176,7 +177,7 @@ func TestAsyncQueueDrainsAndDrops(t *testing.T) {
 
 	// A full queue drops and counts instead of blocking the client.
 	slow := &blocking{inner: mem(t), release: make(chan struct{})}
-	q := New(mem(t), slow, Options{Rule: func([]byte) Rule { return Rule{Backup: Async} }, QueueSize: 10, BatchSize: 1})
+	q := routed(New(mem(t), slow, Options{QueueSize: 10, BatchSize: 1}), Rule{Backup: Async})
 	for i := 0; i < 100; i++ {
 		set(t, q, string(rune('A'+i)), "v", 0)
 	}
@@ -199,7 +200,7 @@ func (b *blocking) Store(ctx context.Context, mode store.Mode, it store.Item, no
 
 func TestConcurrentMissesShareOneBackupRead(t *testing.T) {
 	backup := &counting{inner: mem(t), gate: make(chan struct{})}
-	s := New(mem(t), backup, Options{Rule: func([]byte) Rule { return Rule{Backup: Sync} }})
+	s := routed(New(mem(t), backup, Options{}), Rule{Backup: Sync})
 	defer s.Close()
 	backup.inner.Store(context.Background(), store.Set, store.Item{Key: []byte("k"), Value: []byte("v")}, now)
 	var wg sync.WaitGroup
@@ -234,7 +235,7 @@ func (c *counting) Get(ctx context.Context, key, buf []byte, now int64) (store.I
 func TestGuardCutsOffAHungBackend(t *testing.T) {
 	hung := &counting{inner: mem(t), gate: make(chan struct{})}
 	defer close(hung.gate)
-	g := NewGuard("hung", hung, GuardOptions{Timeout: 50 * time.Millisecond, FailuresToOpen: 2, OpenFor: time.Hour})
+	g := guard.New("hung", hung, guard.Options{Timeout: 50 * time.Millisecond, FailuresToOpen: 2, OpenFor: time.Hour})
 	for i := 0; i < 2; i++ {
 		start := time.Now()
 		if _, err := g.Get(context.Background(), []byte("k"), nil, now); err == nil {
@@ -247,10 +248,49 @@ func TestGuardCutsOffAHungBackend(t *testing.T) {
 	if g.Ready() == nil {
 		t.Fatal("breaker still closed after 2 timeouts")
 	}
-	if _, err := g.Get(context.Background(), []byte("k"), nil, now); !errors.Is(err, ErrUnavailable) {
+	if _, err := g.Get(context.Background(), []byte("k"), nil, now); !errors.Is(err, guard.ErrUnavailable) {
 		t.Fatalf("open breaker: %v", err)
 	}
 	if hung.gets.Load() != 2 {
 		t.Fatalf("open breaker still called the backend (%d calls)", hung.gets.Load())
 	}
+}
+
+// route is a Store serving every request under one route, as the policy
+// layer sets it in the request carrier.
+type route struct {
+	*tiers
+	r store.Route
+}
+
+type tiers = Store // embedded under its own name: a field called Store would hide the Store method
+
+func routed(s *Store, r store.Route) *route { return &route{s, r} }
+
+func (s *route) ctx(ctx context.Context) context.Context {
+	return store.NewContext(ctx, &store.Request{Route: s.r})
+}
+
+func (s *route) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
+	return s.tiers.Get(s.ctx(ctx), key, buf, now)
+}
+
+func (s *route) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
+	return s.tiers.Touch(s.ctx(ctx), key, deadline, buf, now)
+}
+
+func (s *route) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
+	return s.tiers.Store(s.ctx(ctx), mode, it, now)
+}
+
+func (s *route) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
+	return s.tiers.Delete(s.ctx(ctx), key, o, now)
+}
+
+func (s *route) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
+	return s.tiers.Incr(s.ctx(ctx), key, o, now)
+}
+
+func (s *route) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	return s.tiers.MetaGet(s.ctx(ctx), key, buf, o, now)
 }

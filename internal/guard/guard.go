@@ -1,9 +1,13 @@
-package tiered
+// Package guard puts a deadline and a circuit breaker around a remote
+// backend (memcached, Redis), and turns its failures into errors that name
+// the failure class, not the backend's addresses.
+package guard
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -11,11 +15,35 @@ import (
 	"github.com/repcache/repcache/internal/store"
 )
 
-// ErrUnavailable is returned while a backend's circuit breaker is open.
+// Failure classes, as clients see them in "SERVER_ERROR <backend> <class>".
+const (
+	ClassTimeout     = "timeout"     // no answer within the deadline
+	ClassUnavailable = "unavailable" // refused, reset, or the breaker is open
+)
+
+// ErrUnavailable is wrapped by the errors returned while a backend's circuit
+// breaker is open.
 var ErrUnavailable = errors.New("backend unavailable")
 
-// GuardOptions configure a Guard.
-type GuardOptions struct {
+// Error is a backend failure. Error() is what a client may read (the
+// backend's name and the failure class); Detail has the backend client's
+// own message (addresses included) for the log.
+type Error struct {
+	Backend string
+	Class   string
+	Err     error
+}
+
+func (e *Error) Error() string { return e.Backend + " " + e.Class }
+
+// Unwrap returns the backend client's error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Detail is the full message, for logs only.
+func (e *Error) Detail() string { return e.Backend + " " + e.Class + ": " + e.Err.Error() }
+
+// Options configure a Guard.
+type Options struct {
 	// Timeout bounds every call, far below Postfix's 2 s client timeout
 	// (default 100ms).
 	Timeout time.Duration
@@ -24,8 +52,10 @@ type GuardOptions struct {
 	// OpenFor is how long an open breaker refuses calls before it lets one
 	// through to probe the backend (default 2s).
 	OpenFor time.Duration
-	// OnStateChange is told about breaker transitions (optional).
-	OnStateChange func(backend string, from, to gobreaker.State)
+	// Metrics, shared by every guard of a process (NewMetrics); optional.
+	Metrics *Metrics
+	// Logger gets one line per breaker state change (optional).
+	Logger *slog.Logger
 }
 
 // Guard wraps a remote backend so that an outage costs a client at most one
@@ -37,7 +67,7 @@ type GuardOptions struct {
 // but cost every request a goroutine and a channel; the backends here do not
 // need it.
 type Guard struct {
-	metrics *GuardMetrics
+	metrics *Metrics
 	name    string
 	next    store.Store
 	timeout time.Duration
@@ -46,8 +76,8 @@ type Guard struct {
 
 var _ store.Store = (*Guard)(nil)
 
-// NewGuard guards next, named name in errors and logs.
-func NewGuard(name string, next store.Store, o GuardOptions) *Guard {
+// New guards next, named name in errors, logs and metrics labels.
+func New(name string, next store.Store, o Options) *Guard {
 	if o.Timeout <= 0 {
 		o.Timeout = 100 * time.Millisecond
 	}
@@ -57,32 +87,40 @@ func NewGuard(name string, next store.Store, o GuardOptions) *Guard {
 	if o.OpenFor <= 0 {
 		o.OpenFor = 2 * time.Second
 	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	st := gobreaker.Settings{
 		Name:        name,
 		MaxRequests: 1,
 		Timeout:     o.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= o.FailuresToOpen },
 		// Answers about data (miss, exists, refused) are the backend working.
-		IsSuccessful: func(err error) bool { return err == nil || isAnswer(err) },
+		IsSuccessful: func(err error) bool { return err == nil || IsAnswer(err) },
 	}
-	g := &Guard{name: name, next: next, timeout: o.Timeout}
+	g := &Guard{name: name, next: next, timeout: o.Timeout, metrics: o.Metrics}
 	st.OnStateChange = func(name string, from, to gobreaker.State) {
 		g.setState(to)
-		if o.OnStateChange != nil {
-			o.OnStateChange(name, from, to)
-		}
+		o.Logger.Warn("backend circuit breaker changed state", "backend", name, "from", from.String(), "to", to.String())
 	}
 	g.cb = gobreaker.NewCircuitBreaker[any](st)
+	if g.metrics != nil {
+		g.metrics.errors.WithLabelValues(name)
+		g.setState(g.cb.State())
+	}
 	return g
 }
 
-// isAnswer reports whether err is the backend's answer about the data, as
+// IsAnswer reports whether err is the backend's answer about the data, as
 // opposed to a failure to reach it.
-func isAnswer(err error) bool {
+func IsAnswer(err error) bool {
 	var ce *store.ClientError
 	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNotStored) || errors.Is(err, store.ErrExists) ||
 		errors.Is(err, store.ErrTooLarge) || errors.Is(err, store.ErrNonNumeric) || errors.As(err, &ce)
 }
+
+// Failed reports whether err is a backend failure rather than an answer.
+func Failed(err error) bool { return err != nil && !IsAnswer(err) }
 
 // Name is the backend's name.
 func (g *Guard) Name() string { return g.name }
@@ -91,7 +129,7 @@ func (g *Guard) Name() string { return g.name }
 // or probing).
 func (g *Guard) Ready() error {
 	if g.cb.State() == gobreaker.StateOpen {
-		return fmt.Errorf("%s: %w (circuit open after repeated failures)", g.name, ErrUnavailable)
+		return &Error{Backend: g.name, Class: ClassUnavailable, Err: fmt.Errorf("%w (circuit open after repeated failures)", ErrUnavailable)}
 	}
 	return nil
 }
@@ -102,6 +140,8 @@ func (g *Guard) State() gobreaker.State { return g.cb.State() }
 type result struct {
 	it  store.Item
 	n   uint64
+	st  store.MetaState
+	c   store.Counter
 	err error
 }
 
@@ -117,18 +157,31 @@ func (g *Guard) callWithin(ctx context.Context, op string, timeout time.Duration
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		r := f(ctx)
-		if r.err != nil && ctx.Err() != nil && !isAnswer(r.err) {
-			r.err = fmt.Errorf("%s: no answer within %v: %w", g.name, timeout, r.err)
+		if Failed(r.err) {
+			r.err = g.classify(ctx, timeout, r.err)
 		}
 		return r, r.err
 	})
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		return result{err: fmt.Errorf("%s: %w", g.name, ErrUnavailable)}
+		return result{err: &Error{Backend: g.name, Class: ClassUnavailable, Err: ErrUnavailable}}
 	}
 	if r, ok := v.(result); ok {
 		return r
 	}
 	return result{err: err}
+}
+
+// classify names a failure's class: a call that ran out of time (its
+// deadline passed, or the socket's timeout fired) is a timeout, anything
+// else (refused, reset, garbage) unavailable.
+func (g *Guard) classify(ctx context.Context, timeout time.Duration, err error) error {
+	var ne interface{ Timeout() bool }
+	switch {
+	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		return &Error{Backend: g.name, Class: ClassTimeout, Err: fmt.Errorf("no answer within %v: %w", timeout, err)}
+	default:
+		return &Error{Backend: g.name, Class: ClassUnavailable, Err: err}
+	}
 }
 
 func (g *Guard) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
@@ -147,6 +200,14 @@ func (g *Guard) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 	return r.it, r.err
 }
 
+func (g *Guard) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	r := g.call(ctx, "get", func(ctx context.Context) result {
+		it, st, err := g.next.MetaGet(ctx, key, buf, o, now)
+		return result{it: it, st: st, err: err}
+	})
+	return r.it, r.st, r.err
+}
+
 func (g *Guard) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
 	r := g.call(ctx, "store", func(ctx context.Context) result {
 		n, err := g.next.Store(ctx, mode, it, now)
@@ -155,16 +216,16 @@ func (g *Guard) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 	return r.n, r.err
 }
 
-func (g *Guard) Delete(ctx context.Context, key []byte, now int64) error {
-	return g.call(ctx, "delete", func(ctx context.Context) result { return result{err: g.next.Delete(ctx, key, now)} }).err
+func (g *Guard) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
+	return g.call(ctx, "delete", func(ctx context.Context) result { return result{err: g.next.Delete(ctx, key, o, now)} }).err
 }
 
-func (g *Guard) Incr(ctx context.Context, key []byte, delta uint64, decr bool, now int64) (uint64, error) {
+func (g *Guard) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
 	r := g.call(ctx, "incr", func(ctx context.Context) result {
-		n, err := g.next.Incr(ctx, key, delta, decr, now)
-		return result{n: n, err: err}
+		c, err := g.next.Incr(ctx, key, o, now)
+		return result{c: c, err: err}
 	})
-	return r.n, r.err
+	return r.c, r.err
 }
 
 func (g *Guard) Flush(ctx context.Context) error {
@@ -172,6 +233,12 @@ func (g *Guard) Flush(ctx context.Context) error {
 }
 
 func (g *Guard) Close() error { return g.next.Close() }
+
+// Batcher is implemented by backends that can apply many writes in one
+// round trip (Redis pipelines).
+type Batcher interface {
+	ApplyBatch(ctx context.Context, ops []store.Op, now int64) []error
+}
 
 // ApplyBatch passes a batch to a backend that batches (one round trip),
 // under the breaker; the batch gets the caller's deadline rather than the
@@ -182,7 +249,7 @@ func (g *Guard) ApplyBatch(ctx context.Context, ops []store.Op, now int64) []err
 	if !ok {
 		for i, op := range ops {
 			if op.Delete {
-				errs[i] = g.Delete(ctx, op.Item.Key, now)
+				errs[i] = g.Delete(ctx, op.Item.Key, store.DeleteOptions{}, now)
 			} else {
 				_, errs[i] = g.Store(ctx, store.Set, op.Item, now)
 			}
@@ -197,7 +264,7 @@ func (g *Guard) ApplyBatch(ctx context.Context, ops []store.Op, now int64) []err
 	r := g.callWithin(ctx, "batch", timeout, func(ctx context.Context) result {
 		got = b.ApplyBatch(ctx, ops, now)
 		for _, err := range got {
-			if err != nil && !isAnswer(err) {
+			if Failed(err) {
 				return result{err: err} // a failed batch counts once against the breaker
 			}
 		}
@@ -210,4 +277,26 @@ func (g *Guard) ApplyBatch(ctx context.Context, ops []store.Op, now int64) []err
 		return errs
 	}
 	return got
+}
+
+// Pinger is a backend that can be probed without touching any record.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Ping probes the backend through the breaker (a failure counts toward
+// opening it, a success closes it, so neither waits for client traffic).
+// A backend that cannot be pinged answers nil.
+func (g *Guard) Ping(ctx context.Context) error {
+	p, ok := g.next.(Pinger)
+	if !ok {
+		return nil
+	}
+	return g.Probe(ctx, p)
+}
+
+// Probe is Ping with a probe of the caller's (a backend whose store does
+// not offer one).
+func (g *Guard) Probe(ctx context.Context, p Pinger) error {
+	return g.call(ctx, "ping", func(ctx context.Context) result { return result{err: p.Ping(ctx)} }).err
 }

@@ -1,0 +1,312 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/repcache/repcache/internal/testenv"
+)
+
+// The issue 11 fault table, each row through the binary against a real
+// memcached and Redis. Waits are for a state repcache reports (a metric,
+// /readyz), with a generous limit: they are sync points, not timed
+// assertions.
+
+// relay is a loopback TCP relay in front of a server that the test can
+// cut: while cut it accepts connections and answers nothing ("a socket that
+// accepts and never answers"), and what clients send is lost, as in a
+// network partition; connections that lost data are closed when it heals.
+type relay struct {
+	addr   string
+	target string
+	mu     sync.Mutex
+	cond   *sync.Cond
+	cut    bool
+	broken map[net.Conn]bool
+}
+
+func newRelay(t *testing.T, target string) *relay {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{addr: ln.Addr().String(), target: target, broken: map[net.Conn]bool{}}
+	r.cond = sync.NewCond(&r.mu)
+	t.Cleanup(func() { ln.Close(); r.set(false) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go r.serve(c)
+		}
+	}()
+	return r
+}
+
+// set cuts (true) or heals the relay.
+func (r *relay) set(cut bool) {
+	r.mu.Lock()
+	r.cut = cut
+	if !cut {
+		for c := range r.broken {
+			c.Close()
+		}
+		clear(r.broken)
+	}
+	r.mu.Unlock()
+	r.cond.Broadcast()
+}
+
+// pass reports whether data read on client connection c may be forwarded;
+// while cut it is dropped and c is closed at the heal.
+func (r *relay) pass(c net.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cut {
+		r.broken[c] = true
+	}
+	return !r.cut
+}
+
+func (r *relay) serve(c net.Conn) {
+	defer c.Close()
+	r.mu.Lock()
+	for r.cut {
+		r.broken[c] = true
+		r.cond.Wait()
+	}
+	r.mu.Unlock()
+	s, err := net.Dial("tcp", r.target)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	pipe := func(dst, src net.Conn) {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 && r.pass(c) {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		dst.Close()
+		src.Close()
+	}
+	go pipe(s, c)
+	pipe(c, s)
+}
+
+// instance is a repcache on memcached (cache) and Redis (backup) with its
+// admin endpoint. cacheYAML and backupYAML are extra lines of the cache and
+// backup sections (two-space indented).
+type instance struct {
+	addr, admin string
+	p           *proc
+}
+
+func startInstance(t *testing.T, mcAddr, redisAddr, maps, cacheYAML, backupYAML string) *instance {
+	t.Helper()
+	in := &instance{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), admin: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
+	cfg := path.Join(t.TempDir(), "repcache.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: [%q]
+admin:
+  listen: %q
+cache:
+  backend: memcached
+  probe_interval: 200ms
+%s  memcached:
+    servers: [%q]
+backup:
+  backend: redis
+%s  redis:
+    addrs: [%q]
+    timeout: 1s
+%s`, in.addr, in.admin, cacheYAML, mcAddr, backupYAML, redisAddr, maps)), 0o644)
+	in.p = start(t, nil, "--config", cfg)
+	in.p.waitListening(t, in.addr)
+	return in
+}
+
+// metric is the sum of a metric family's samples whose labels contain
+// every one of labels.
+func (in *instance) metric(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + in.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+next:
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.HasPrefix(l, name+" ") && !strings.HasPrefix(l, name+"{") {
+			continue
+		}
+		for _, lb := range labels {
+			if !strings.Contains(l, lb) {
+				continue next
+			}
+		}
+		v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", l, err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+func (in *instance) ready(t *testing.T) int {
+	t.Helper()
+	resp, err := http.Get("http://" + in.admin + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitFor polls cond until it holds; the limit only keeps a broken build
+// from hanging the suite.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func mustLine(t *testing.T, m *mc, req, want string) {
+	t.Helper()
+	if l := m.line(req); l != want {
+		t.Fatalf("%q: got %q, want %q", req, l, want)
+	}
+}
+
+func value(t *testing.T, addr, key string) (string, bool) {
+	t.Helper()
+	c := memcache.New(addr)
+	c.Timeout = 5 * time.Second
+	it, err := c.Get(key)
+	if err == memcache.ErrCacheMiss {
+		return "", false
+	}
+	if err != nil {
+		t.Fatalf("get %s through %s: %v", key, addr, err)
+	}
+	return string(it.Value), true
+}
+
+// Row 1: one instance cut off from memcached (the relay accepts and never
+// answers) acknowledges a set and a delete that reach Redis only; once it
+// reaches memcached again, no instance serves the old value or the deleted
+// record. With a SIGSTOPped memcached the same, for both instances.
+func TestMissedCacheWritesAreNotServedStale(t *testing.T) {
+	for _, fault := range []string{"relay cut", "memcached stopped"} {
+		t.Run(fault, func(t *testing.T) {
+			mcd := startMemcached(t)
+			rd := testenv.Redis(t, testenv.RedisOptions{})
+			rl := newRelay(t, mcd.addr)
+			a := startInstance(t, rl.addr, rd.Addr(), syncMaps, "", "")
+			b := startInstance(t, mcd.addr, rd.Addr(), syncMaps, "", "")
+			ma, mb := dialMC(t, a.addr), dialMC(t, b.addr)
+			mustLine(t, mb, "set plain:k 0 0 2\r\nv1\r\n", "STORED")
+			mustLine(t, mb, "set plain:d 0 0 1\r\nx\r\n", "STORED")
+			if v, _ := value(t, a.addr, "plain:k"); v != "v1" {
+				t.Fatalf("before the fault, A reads %q", v)
+			}
+			if fault == "relay cut" {
+				rl.set(true)
+			} else {
+				mcd.cmd.Signal(syscall.SIGSTOP)
+			}
+			// The background probes open A's breaker: from then on its
+			// writes are not even sent to memcached.
+			waitFor(t, "A's memcached breaker to open", func() bool {
+				return a.metric(t, "repcache_backend_up", `backend="memcached"`) == 0
+			})
+			mustLine(t, ma, "set plain:k 0 0 2\r\nv2\r\n", "STORED")
+			mustLine(t, ma, "delete plain:d\r\n", "DELETED")
+			// A does not serve its own stale copies while cut off.
+			if v, _ := value(t, a.addr, "plain:k"); v != "v2" {
+				t.Fatalf("A, cut off, reads %q", v)
+			}
+			if rl.set(false); fault != "relay cut" {
+				mcd.cmd.Signal(syscall.SIGCONT)
+			}
+			waitFor(t, "A to invalidate what it missed", func() bool {
+				return a.metric(t, "repcache_cache_invalidations_pending") == 0
+			})
+			for name, in := range map[string]*instance{"A": a, "B": b} {
+				if v, ok := value(t, in.addr, "plain:k"); v != "v2" {
+					t.Errorf("%s reads plain:k = %q (found %v), want v2", name, v, ok)
+				}
+				if v, ok := value(t, in.addr, "plain:d"); ok {
+					t.Errorf("%s reads the deleted plain:d = %q", name, v)
+				}
+			}
+		})
+	}
+}
+
+// Row 1, past the bound: more missed writes than missed_writes_limit move
+// the cache generation on, and both instances then serve only what Redis
+// holds.
+func TestMissedWritesOverflowMovesGenerationOn(t *testing.T) {
+	mcd := startMemcached(t)
+	rd := testenv.Redis(t, testenv.RedisOptions{})
+	rl := newRelay(t, mcd.addr)
+	a := startInstance(t, rl.addr, rd.Addr(), syncMaps, "  missed_writes_limit: 3\n", "")
+	b := startInstance(t, mcd.addr, rd.Addr(), syncMaps, "", "")
+	mb := dialMC(t, b.addr)
+	for i := range 10 {
+		mustLine(t, mb, fmt.Sprintf("set plain:k%d 0 0 2\r\nv1\r\n", i), "STORED")
+	}
+	rl.set(true)
+	waitFor(t, "A's memcached breaker to open", func() bool {
+		return a.metric(t, "repcache_backend_up", `backend="memcached"`) == 0
+	})
+	ma := dialMC(t, a.addr)
+	for i := range 10 {
+		mustLine(t, ma, fmt.Sprintf("set plain:k%d 0 0 2\r\nv2\r\n", i), "STORED")
+	}
+	rl.set(false)
+	waitFor(t, "A to move the cache generation on", func() bool { return a.metric(t, "repcache_cache_generation") > 0 })
+	gen := a.metric(t, "repcache_cache_generation")
+	waitFor(t, "B to adopt the new generation", func() bool { return b.metric(t, "repcache_cache_generation") == gen })
+	waitFor(t, "A to have nothing pending", func() bool { return a.metric(t, "repcache_cache_invalidations_pending") == 0 })
+	for i := range 10 {
+		for name, in := range map[string]*instance{"A": a, "B": b} {
+			if v, _ := value(t, in.addr, fmt.Sprintf("plain:k%d", i)); v != "v2" {
+				t.Errorf("%s reads plain:k%d = %q, want v2", name, i, v)
+			}
+		}
+	}
+}

@@ -1,0 +1,64 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// internalPrefix follows KeyPrefix in the keys repcache keeps for itself
+// (the cache generation). A NUL cannot occur in a client's key, so these
+// never collide with a record; Flush keeps them.
+const internalPrefix = "\x00repcache:"
+
+func (s *Store) internalKey(name string) string { return s.prefix + internalPrefix + name }
+
+// Ping checks that Redis answers (every master of a cluster).
+func (s *Store) Ping(ctx context.Context) error {
+	err := s.forEachMaster(ctx, func(ctx context.Context, c goredis.Cmdable) error { return c.Ping(ctx).Err() })
+	if err != nil {
+		return fmt.Errorf("redis ping: %w", err)
+	}
+	return nil
+}
+
+// generationScript returns the cache generation, first raising it to
+// ARGV[1] when lower (or missing), or, with ARGV[2] = "next", to one above
+// both. It returns {generation, 1 if the key was missing}.
+var generationScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+local missing = 0
+if not cur then missing = 1; cur = '0' end
+local g = tonumber(cur)
+local floor = tonumber(ARGV[1])
+if g < floor then g = floor end
+if ARGV[2] == 'next' then g = g + 1 end
+if missing == 1 or tostring(g) ~= cur then redis.call('SET', KEYS[1], string.format('%d', g)) end
+return {g, missing}
+`)
+
+func (s *Store) generation(ctx context.Context, floor uint64, next string) (uint64, bool, error) {
+	res, err := generationScript.Run(ctx, s.c, []string{s.internalKey("cache-generation")}, strconv.FormatUint(floor, 10), next).Int64Slice()
+	if err != nil {
+		return 0, false, fmt.Errorf("redis cache generation: %w", err)
+	}
+	if len(res) != 2 || res[0] < 0 {
+		return 0, false, fmt.Errorf("redis cache generation: script returned %v", res)
+	}
+	return uint64(res[0]), res[1] == 1, nil
+}
+
+// CacheGeneration implements tiered.Generations: the generation of the
+// shared cache tier, kept in Redis so every repcache instance sees it.
+// missing reports that the key was gone (a Redis restarted empty).
+func (s *Store) CacheGeneration(ctx context.Context, atLeast uint64) (uint64, bool, error) {
+	return s.generation(ctx, atLeast, "")
+}
+
+// NextCacheGeneration implements tiered.Generations.
+func (s *Store) NextCacheGeneration(ctx context.Context, above uint64) (uint64, error) {
+	g, _, err := s.generation(ctx, above, "next")
+	return g, err
+}
