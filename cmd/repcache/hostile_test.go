@@ -272,3 +272,24 @@ func TestHostileNoReplyHeldBack(t *testing.T) {
 		t.Fatalf("reply to set with length 2147483647 = %q", l)
 	}
 }
+
+// The meta commands that need per-item state reach the embedded store
+// through every layer (policy, tiers) of the real binary.
+func TestMetaStateThroughTheBinary(t *testing.T) {
+	s := startHostile(t)
+	c := s.dial(t)
+	r := bufio.NewReader(c)
+	fmt.Fprint(c, "ma ctr N0 J5 v\r\nmg viv N30 s\r\nmg viv s\r\nms inv 1 T100\r\nx\r\nmd inv I\r\nmg inv v\r\nmd inv C1\r\nmn\r\n")
+	want := "VA 1\r\n5\r\nHD s0 W\r\nHD s0 Z\r\nHD\r\nHD\r\nVA 1 X W\r\nx\r\nEX\r\nMN\r\n"
+	var got strings.Builder
+	for !strings.HasSuffix(got.String(), "MN\r\n") {
+		l, err := r.ReadString('\n')
+		got.WriteString(l)
+		if err != nil {
+			t.Fatalf("after %q: %v", got.String(), err)
+		}
+	}
+	if got.String() != want {
+		t.Fatalf("replies %q, want %q", got.String(), want)
+	}
+}

@@ -181,10 +181,11 @@ func serve(cfg *config.Config, a *app, pm *policy.Metrics, reg *prometheus.Regis
 		MaxLineLength: cfg.Limits.MaxLineLength,
 		Version:       protocol.CompatVersion + "-repcache-" + version,
 		Logger:        log,
-	}).WithMetrics(protocol.NewMetrics(reg))
+		Registerer:    reg,
+	})
 	defer h.Close()
-	server.RegisterMetrics(reg, h.Counters())
 	srv := server.New(server.Options{
+		Registerer:     reg,
 		MaxConnections: cfg.Limits.MaxConnections,
 		IdleTimeout:    cfg.Limits.IdleTimeout,
 		UnixSocketMode: cfg.UnixSocketFileMode(),

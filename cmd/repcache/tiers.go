@@ -75,11 +75,10 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 		o.CachePing = probeThrough{g, mc}
 	default:
 		m, err := memory.New(memory.Options{MaxBytes: int64(cfg.Cache.Memory.MaxBytes), MaxItemSize: int(cfg.Limits.MaxItemSize),
-			OnExpire: func(key []byte) { live.Load().Expired(key, "cache") }})
+			OnExpire: func(key []byte) { live.Load().Expired(key, "cache") }, Registerer: reg})
 		if err != nil {
 			return nil, fmt.Errorf("cache.memory: %w", err)
 		}
-		m.RegisterMetrics(reg)
 		t.cache = m
 	}
 	if cfg.Backup.Backend == "redis" {

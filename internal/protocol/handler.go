@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/repcache/repcache/internal/store"
 )
 
@@ -30,12 +32,13 @@ type Options struct {
 	Version         string       // reported by "version" and "stats"
 	Now             func() int64 // clock, Unix seconds (default time.Now)
 	Logger          *slog.Logger
+	// Registerer receives the protocol metrics (nil: none); handlers made
+	// with ForStore share them.
+	Registerer prometheus.Registerer
 }
 
-// Counters are the server's statistics, as reported by "stats".
+// Counters are the protocol's statistics, as reported by "stats".
 type Counters struct {
-	CurrConnections, TotalConnections, RejectedConnections atomic.Int64
-
 	CmdGet, CmdSet, CmdFlush, CmdTouch, CmdMeta atomic.Uint64
 	GetHits, GetMisses                          atomic.Uint64
 	DeleteHits, DeleteMisses                    atomic.Uint64
@@ -53,7 +56,7 @@ type Handler struct {
 	opts    Options
 	store   store.Store
 	limiter store.KeyLimiter // nil: opts.MaxKeyLength for every key
-	metrics *Metrics
+	metrics *metrics
 	*shared
 }
 
@@ -61,6 +64,7 @@ type shared struct {
 	maxKey     atomic.Int64 // limits that a reload may change
 	maxItem    atomic.Int64
 	maxConns   atomic.Int64 // the server's connection limit, for stats settings
+	conns      atomic.Pointer[ConnectionStats]
 	started    time.Time
 	Stats      Counters
 	flushMu    sync.Mutex
@@ -91,6 +95,9 @@ func NewHandler(st store.Store, o Options) *Handler {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{opts: o, shared: &shared{started: time.Now()}}
+	if o.Registerer != nil {
+		h.metrics = newMetrics(o.Registerer)
+	}
 	h.SetLimits(o.MaxKeyLength, o.MaxItemSize)
 	h.setStore(st)
 	return h
@@ -115,6 +122,16 @@ func (h *Handler) SetLimits(maxKeyLength, maxItemSize int) {
 	h.maxKey.Store(int64(maxKeyLength))
 	h.maxItem.Store(int64(maxItemSize))
 }
+
+// ConnectionStats is what the server counts of its connections, passed
+// down for "stats".
+type ConnectionStats interface {
+	Connections() (current, total, rejected int64)
+}
+
+// SetConnectionStats gives the handler's family the server's connection
+// counts for "stats".
+func (h *Handler) SetConnectionStats(c ConnectionStats) { h.conns.Store(&c) }
 
 // SetMaxConnections tells the handler's family the server's connection
 // limit, which "stats settings" reports as maxconns.

@@ -593,7 +593,8 @@ func (s *Session) metaArithmetic(t [][]byte, n, nt int) {
 }
 
 // metaDebug serves me: the item's metadata, read without counting as an
-// access. cls is the slab class memcached would keep the item in.
+// access. cls is the slab class memcached would keep the item in
+// (store.SlabClass).
 func (s *Session) metaDebug(t [][]byte, n, nt int) {
 	if nt < 3 || s.keyTooLong(t[1]) {
 		s.write(rBadFormat)
@@ -637,31 +638,12 @@ func (s *Session) metaDebug(t [][]byte, n, nt int) {
 		out = append(out, "no"...)
 	}
 	out = append(out, " cls="...)
-	out = strconv.AppendInt(out, int64(slabClass(size)), 10)
+	class, _ := store.SlabClass(size)
+	out = strconv.AppendInt(out, int64(class), 10)
 	out = append(out, " size="...)
 	out = strconv.AppendInt(out, int64(size), 10)
 	s.out = append(out, crlf...)
 	s.write(s.out)
-}
-
-// slabClass is the slab class memcached 1.6 (default -n 48 -f 1.25, 1 MiB
-// items) keeps an item of size bytes in: classes start at 96 bytes and grow
-// by 1.25, 8-byte aligned, up to the 512 KiB chunk size; larger items are
-// chunked and their header lives in the last class.
-func slabClass(size int) int {
-	const chunkMax = 512 << 10
-	c, sz := 1, 96
-	for sz < size && sz < chunkMax {
-		sz = int(float64(sz) * 1.25)
-		if r := sz % 8; r != 0 {
-			sz += 8 - r
-		}
-		c++
-		if sz >= chunkMax {
-			sz = chunkMax
-		}
-	}
-	return c
 }
 
 // metaStatus names a meta reply code for the commands metric.

@@ -4,40 +4,36 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// Metrics are the protocol layer's Prometheus metrics.
-type Metrics struct {
+// metrics are the protocol layer's Prometheus metrics, built once per
+// handler family (NewHandler with Options.Registerer).
+type metrics struct {
 	commands  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	durations map[string]prometheus.Observer // per command, resolved once: the set is fixed
 }
 
-// NewMetrics creates and registers the protocol metrics.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+// newMetrics creates the protocol metrics on reg.
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		commands: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "repcache", Name: "commands_total",
 			Help: "Commands answered, by map of the key (other: no map; none: no key), command and status (hit, miss, stored, not_stored, exists, deleted, not_found, refused, error).",
 		}, []string{"map", "command", "status"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "repcache", Name: "request_duration_seconds",
 			Help:    "Time from a command line read to its reply written to the buffer, by command.",
 			Buckets: []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1},
 		}, []string{"command"}),
 	}
-	reg.MustRegister(m.commands, m.duration)
 	m.durations = map[string]prometheus.Observer{}
 	for _, c := range commandNames {
 		m.durations[c] = m.duration.WithLabelValues(c)
 	}
 	return m
-}
-
-// WithMetrics makes h (and handlers made from it) record into m.
-func (h *Handler) WithMetrics(m *Metrics) *Handler {
-	h.metrics = m
-	return h
 }
 
 // count records a command's outcome, labelled with the map the policy

@@ -40,7 +40,11 @@ func (s *Session) stats(t [][]byte, n int) {
 		add("cas_enabled", "yes")
 		s.out = append(out, rEnd...)
 		s.write(s.out)
-	case "items", "slabs", "sizes", "conns":
+	case "slabs":
+		s.slabStats()
+	case "items":
+		s.itemStats()
+	case "sizes", "conns":
 		s.write(rEnd)
 	default:
 		s.write(rError)
@@ -82,9 +86,13 @@ func (s *Session) generalStats() {
 	i("pointer_size", 64)
 	str("rusage_user", tv(ru.Utime))
 	str("rusage_system", tv(ru.Stime))
-	i("curr_connections", c.CurrConnections.Load())
-	i("total_connections", c.TotalConnections.Load())
-	i("rejected_connections", c.RejectedConnections.Load())
+	var curr, total, rejected int64
+	if cs := s.h.conns.Load(); cs != nil {
+		curr, total, rejected = (*cs).Connections()
+	}
+	i("curr_connections", curr)
+	i("total_connections", total)
+	i("rejected_connections", rejected)
 	u("cmd_get", c.CmdGet.Load())
 	u("cmd_set", c.CmdSet.Load())
 	u("cmd_flush", c.CmdFlush.Load())
@@ -124,4 +132,87 @@ func padMicro(us int64) string {
 		s = "0" + s
 	}
 	return s
+}
+
+// storeStats is the store's snapshot, zero for a store that keeps none.
+func (s *Session) storeStats() store.Stats {
+	if r, ok := s.h.store.(store.StatsReporter); ok {
+		return r.Stats()
+	}
+	return store.Stats{}
+}
+
+// slabPage is memcached's slab page size: chunks are carved from 1 MiB pages.
+const slabPage = 1 << 20
+
+// slabStats answers "stats slabs" in memcached's format for the classes
+// that hold items. repcache keeps no slabs: chunk counts are what memcached
+// would use for the same items (store.SlabClass), so tools and tests that
+// read them see the same numbers.
+func (s *Session) slabStats() {
+	st := s.storeStats()
+	out := s.out[:0]
+	stat := func(c int, name string, v int64) {
+		out = append(out, "STAT "...)
+		out = strconv.AppendInt(out, int64(c), 10)
+		out = append(out, ':')
+		out = append(out, name...)
+		out = append(out, ' ')
+		out = strconv.AppendInt(out, v, 10)
+		out = append(out, crlf...)
+	}
+	active, pagesTotal := 0, int64(0)
+	for c := 1; c <= store.SlabClasses; c++ {
+		cs := st.Classes[c]
+		if cs.Items <= 0 {
+			continue
+		}
+		chunk := store.SlabChunk(c)
+		perPage := int64(max(slabPage/chunk, 1))
+		pages := (cs.Items + perPage - 1) / perPage
+		active++
+		pagesTotal += pages
+		stat(c, "chunk_size", int64(chunk))
+		stat(c, "chunks_per_page", perPage)
+		stat(c, "total_pages", pages)
+		stat(c, "total_chunks", pages*perPage)
+		stat(c, "used_chunks", cs.Items)
+		stat(c, "free_chunks", pages*perPage-cs.Items)
+		stat(c, "free_chunks_end", 0)
+	}
+	out = append(out, "STAT active_slabs "...)
+	out = strconv.AppendInt(out, int64(active), 10)
+	out = append(out, "\r\nSTAT total_malloced "...)
+	out = strconv.AppendInt(out, pagesTotal*slabPage, 10)
+	out = append(out, crlf...)
+	s.out = append(out, rEnd...)
+	s.write(s.out)
+}
+
+// itemStats answers "stats items" in memcached's format for the classes
+// that hold items.
+func (s *Session) itemStats() {
+	st := s.storeStats()
+	out := s.out[:0]
+	stat := func(c int, name string, v int64) {
+		out = append(out, "STAT items:"...)
+		out = strconv.AppendInt(out, int64(c), 10)
+		out = append(out, ':')
+		out = append(out, name...)
+		out = append(out, ' ')
+		out = strconv.AppendInt(out, v, 10)
+		out = append(out, crlf...)
+	}
+	for c := 1; c <= store.SlabClasses; c++ {
+		cs := st.Classes[c]
+		if cs.Items <= 0 {
+			continue
+		}
+		stat(c, "number", cs.Items)
+		stat(c, "mem_requested", cs.Requested)
+		stat(c, "evicted", int64(cs.Evicted))
+		stat(c, "reclaimed", int64(cs.Reclaimed))
+	}
+	s.out = append(out, rEnd...)
+	s.write(s.out)
 }

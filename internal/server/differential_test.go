@@ -109,6 +109,14 @@ var corpus = []string{
 	"set mk 0 0 1\r\nx\r\nget " + strings.Repeat("k\x01\x02 ", 400) + "mk\r\n",
 	"set mk2 0 0 1\r\nx\r\nget " + manyKeys(3000) + " mk2\r\n",
 	"gets " + manyKeys(30) + "\r\n",
+	// The in-process meta test's requests (internal/protocol/meta_test.go),
+	// each after a flush_all so that its keys start empty here too.
+	"flush_all\r\nms k 2 T100 F5 c\r\nhi\r\nmg k s v f t c k O1 h l\r\nmg k h\r\nmg k u h\r\nme k\r\n",
+	"flush_all\r\nmg v s c v N30 t\r\nmg v s v N30 t\r\nmg v t q k\r\n",
+	"flush_all\r\nms r 2 T100\r\nhi\r\nmg r t R30\r\nmg r t R130 c\r\nmg r R130\r\nmg r T10 t\r\n",
+	"flush_all\r\nms i 3 T100\r\nmoo\r\nmd i I T30 k O9\r\nmg i s t c v\r\nmg i v\r\nms i 3 I C1\r\nold\r\nmg i v t\r\nmd i C1\r\nmd nope I\r\nmd i q\r\nmg i\r\n",
+	"flush_all\r\nms n 1\r\n5\r\nma n C99\r\nma n C1 v c\r\nma n MD D9 v\r\nma z N50 J9 v t\r\nma z q\r\nma y q N0\r\nmn\r\n",
+	"flush_all\r\nmg\r\nmg k Z\r\nmg k v v\r\nmg k O123456789012345678901234567890123\r\nms k 2 MX\r\nhi\r\nma k Mx\r\nslabs automove 1\r\nslabs automove 9\r\n",
 }
 
 func manyKeys(n int) string {

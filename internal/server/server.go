@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/repcache/repcache/internal/protocol"
 )
 
@@ -27,6 +29,8 @@ type Options struct {
 	IdleTimeout    time.Duration // a client silent this long (even mid-command) is cut off
 	UnixSocketMode fs.FileMode   // permissions of unix socket files
 	Logger         *slog.Logger
+	// Registerer receives the connection metrics (nil: none).
+	Registerer prometheus.Registerer
 }
 
 // Server serves the memcache protocol on any number of listeners, each with
@@ -35,13 +39,15 @@ type Server struct {
 	opts     Options
 	maxConns atomic.Int64 // limits that a reload may change
 	idle     atomic.Int64 // idle timeout, nanoseconds
-	log      *slog.Logger
-	mu       sync.Mutex
-	lns      []net.Listener
-	handlers []*protocol.Handler // told the connection limit (stats settings)
-	conns    map[net.Conn]struct{}
-	wg       sync.WaitGroup
-	draining atomic.Bool
+	// Connection counts, for metrics and (passed down) for "stats".
+	curr, total, rejected atomic.Int64
+	log                   *slog.Logger
+	mu                    sync.Mutex
+	lns                   []net.Listener
+	handlers              []*protocol.Handler // told the connection limit (stats settings)
+	conns                 map[net.Conn]struct{}
+	wg                    sync.WaitGroup
+	draining              atomic.Bool
 }
 
 // New returns a server.
@@ -54,6 +60,9 @@ func New(o Options) *Server {
 	}
 	s := &Server{opts: o, log: o.Logger, conns: map[net.Conn]struct{}{}}
 	s.SetLimits(o.MaxConnections, o.IdleTimeout)
+	if o.Registerer != nil {
+		newMetrics(o.Registerer, s)
+	}
 	return s
 }
 
@@ -67,6 +76,11 @@ func (s *Server) SetLimits(maxConnections int, idle time.Duration) {
 	for _, h := range s.handlers {
 		h.SetMaxConnections(maxConnections)
 	}
+}
+
+// Connections implements protocol.ConnectionStats.
+func (s *Server) Connections() (current, total, rejected int64) {
+	return s.curr.Load(), s.total.Load(), s.rejected.Load()
 }
 
 // Listen opens an address: "host:port" for TCP or "unix:/path" for a unix
@@ -106,6 +120,7 @@ func (s *Server) Serve(ln net.Listener, h *protocol.Handler) error {
 	s.lns = append(s.lns, ln)
 	s.handlers = append(s.handlers, h)
 	h.SetMaxConnections(int(s.maxConns.Load()))
+	h.SetConnectionStats(s)
 	s.mu.Unlock()
 	var delay time.Duration
 	for {
@@ -130,11 +145,10 @@ func (s *Server) Serve(ln net.Listener, h *protocol.Handler) error {
 }
 
 func (s *Server) handle(c net.Conn, h *protocol.Handler) {
-	st := h.Counters()
-	st.TotalConnections.Add(1)
-	if limit := s.maxConns.Load(); st.CurrConnections.Add(1) > limit && limit > 0 {
-		st.CurrConnections.Add(-1)
-		st.RejectedConnections.Add(1)
+	s.total.Add(1)
+	if limit := s.maxConns.Load(); s.curr.Add(1) > limit && limit > 0 {
+		s.curr.Add(-1)
+		s.rejected.Add(1)
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		c.Write(protocol.TooManyConnections())
 		c.Close()
@@ -144,7 +158,7 @@ func (s *Server) handle(c net.Conn, h *protocol.Handler) {
 	s.mu.Lock()
 	if s.draining.Load() {
 		s.mu.Unlock()
-		st.CurrConnections.Add(-1)
+		s.curr.Add(-1)
 		c.Close()
 		return
 	}
@@ -157,7 +171,7 @@ func (s *Server) handle(c net.Conn, h *protocol.Handler) {
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
-			st.CurrConnections.Add(-1)
+			s.curr.Add(-1)
 			c.Close()
 		}()
 		cc := &clientConn{c: c, idle: &s.idle, draining: &s.draining}

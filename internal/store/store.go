@@ -181,7 +181,56 @@ type Stats struct {
 	Capacity  int64  // byte budget
 	Evictions uint64 // live items dropped to make room
 	Expired   uint64 // items reclaimed after their deadline passed
+	// Classes counts items by the slab class memcached would keep them in
+	// (see SlabClass), for memcached's "stats slabs" and "stats items";
+	// index 0 is unused.
+	Classes [SlabClasses + 1]ClassStats
 }
+
+// ClassStats are one slab class's counters.
+type ClassStats struct {
+	Items     int64  // live items
+	Requested int64  // their ItemSize total (memcached's mem_requested)
+	Evicted   uint64 // live items dropped to make room
+	Reclaimed uint64 // expired items reclaimed
+}
+
+// SlabClasses is the number of slab classes of memcached 1.6's defaults.
+const SlabClasses = 40
+
+// slabSizes are the chunk sizes of memcached 1.6's default slab classes
+// (-n 48 -f 1.25, 1 MiB items: 96 bytes growing by 1.25, 8-byte aligned,
+// up to the 512 KiB chunk limit; larger items are chunked, headed in the
+// last class).
+var slabSizes = func() (z [SlabClasses + 1]int) {
+	const chunkMax = 512 << 10
+	size := 96
+	for c := 1; c < SlabClasses; c++ {
+		z[c] = size
+		size = int(float64(size) * 1.25)
+		if r := size % 8; r != 0 {
+			size += 8 - r
+		}
+	}
+	z[SlabClasses] = chunkMax
+	return z
+}()
+
+// SlabChunk is the chunk size of slab class c (1..SlabClasses).
+func SlabChunk(c int) int { return slabSizes[c] }
+
+// SlabClass is the slab class (1..SlabClasses) and chunk size memcached 1.6
+// would keep an item of size bytes (ItemSize) in.
+func SlabClass(size int) (class, chunk int) {
+	for c := 1; c < SlabClasses; c++ {
+		if size <= slabSizes[c] {
+			return c, slabSizes[c]
+		}
+	}
+	return SlabClasses, slabSizes[SlabClasses]
+}
+
+// StatsReporter is implemented by stores that can report Stats.
 
 // StatsReporter is implemented by stores that can report Stats.
 type StatsReporter interface {

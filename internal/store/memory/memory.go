@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/repcache/repcache/internal/store"
 )
 
@@ -63,6 +65,8 @@ type Options struct {
 	// (for metrics). It runs under a shard lock: it must be quick and must
 	// not call the store.
 	OnExpire func(key []byte)
+	// Registerer receives the store's metrics (nil: none).
+	Registerer prometheus.Registerer
 }
 
 // Store is the embedded store. It implements store.Store.
@@ -95,6 +99,7 @@ type shard struct {
 	bytes      int64
 	evictions  uint64
 	expired    uint64
+	classes    [store.SlabClasses + 1]store.ClassStats
 	scratch    []byte
 }
 
@@ -133,6 +138,9 @@ func New(o Options) (*Store, error) {
 			return nil, fmt.Errorf("memory store: allocate %d bytes: %w", per, err)
 		}
 		s.shards = append(s.shards, &shard{seed: s.seed, index: newIndex(), ring: ring, size: uint64(per), onExpire: o.OnExpire})
+	}
+	if o.Registerer != nil {
+		newMetrics(o.Registerer, s)
 	}
 	if o.SweepInterval > 0 {
 		go s.sweeper(o.SweepInterval, o.SweepPasses, o.Now)
@@ -419,6 +427,9 @@ func (s *Store) Flush(context.Context) error {
 		sh.index.clear()
 		sh.tail, sh.sweep = sh.head, sh.head
 		sh.items, sh.bytes = 0, 0
+		for c := range sh.classes {
+			sh.classes[c].Items, sh.classes[c].Requested = 0, 0
+		}
 		sh.mu.Unlock()
 	}
 	return nil
@@ -434,6 +445,12 @@ func (s *Store) Stats() store.Stats {
 		st.Capacity += int64(sh.size)
 		st.Evictions += sh.evictions
 		st.Expired += sh.expired
+		for c := range sh.classes {
+			st.Classes[c].Items += sh.classes[c].Items
+			st.Classes[c].Requested += sh.classes[c].Requested
+			st.Classes[c].Evicted += sh.classes[c].Evicted
+			st.Classes[c].Reclaimed += sh.classes[c].Reclaimed
+		}
 		sh.mu.Unlock()
 	}
 	return st
@@ -527,6 +544,7 @@ func (sh *shard) item(p int, key, buf []byte) store.Item {
 // expire reclaims the expired entry at p.
 func (sh *shard) expire(h uint64, p int) {
 	sh.expired++
+	sh.class(p).Reclaimed++
 	if sh.onExpire != nil {
 		klen := int(binary.LittleEndian.Uint16(sh.ring[p+offKlen:]))
 		sh.onExpire(sh.ring[p+hdrSize : p+hdrSize+klen])
@@ -534,7 +552,24 @@ func (sh *shard) expire(h uint64, p int) {
 	sh.remove(h, p)
 }
 
+// itemSize is memcached's size of the entry at p (store.ItemSize).
+func (sh *shard) itemSize(p int) int {
+	size := int(binary.LittleEndian.Uint32(sh.ring[p:]))
+	klen := int(binary.LittleEndian.Uint16(sh.ring[p+offKlen:]))
+	return store.ItemSize(klen, size-hdrSize-klen, binary.LittleEndian.Uint32(sh.ring[p+offFlags:]))
+}
+
+// class is the counters of the slab class memcached would keep the entry
+// at p in.
+func (sh *shard) class(p int) *store.ClassStats {
+	c, _ := store.SlabClass(sh.itemSize(p))
+	return &sh.classes[c]
+}
+
 func (sh *shard) remove(h uint64, p int) {
+	cs := sh.class(p)
+	cs.Items--
+	cs.Requested -= int64(sh.itemSize(p))
 	sh.index.remove(hash32(h), uint32(p))
 	sh.items--
 	sh.bytes -= int64(binary.LittleEndian.Uint32(sh.ring[p:]))
@@ -567,6 +602,10 @@ func (sh *shard) put(h uint64, key []byte, flags, deadline uint32, cas uint64, s
 	off += copy(b[off:], v1)
 	copy(b[off:], v2)
 	sh.index.insert(hash32(h), uint32(p))
+	size := store.ItemSize(len(key), len(v1)+len(v2), flags)
+	c, _ := store.SlabClass(size)
+	sh.classes[c].Items++
+	sh.classes[c].Requested += int64(size)
 	sh.items++
 	sh.bytes += int64(n)
 }
@@ -617,6 +656,7 @@ func (sh *shard) evictOne(now int64) {
 			sh.expire(h, p)
 		} else {
 			sh.evictions++
+			sh.class(p).Evicted++
 			sh.remove(h, p)
 		}
 	}

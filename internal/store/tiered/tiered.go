@@ -421,12 +421,13 @@ func (s *Store) replicate(ctx context.Context, r store.Route, op store.Op, now i
 }
 
 // Delete implements store.Store: both tiers forget the key. Conditional
-// and invalidating deletes are not implemented across tiers yet.
+// and invalidating deletes go to a cache-only key's cache as they are;
+// across two tiers they are not implemented yet.
 func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
-	if !o.Plain() {
+	r := s.route(ctx)
+	if !o.Plain() && r.Backup != None {
 		return store.ErrUnsupported
 	}
-	r := s.route(ctx)
 	var err error
 	if s.cacheUsable(ctx, r, key, now) {
 		err = s.cache.Delete(ctx, s.cacheKey(key), o, now)
@@ -507,19 +508,28 @@ func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 }
 
 // MetaGet implements store.Store for the options that need no per-item
-// meta state (store.PlainMetaGet); the others are refused for now.
+// meta state (store.PlainMetaGet); the others are refused for now. A key
+// kept in the cache tier only goes to the cache as it is.
 func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	if s.route(ctx).Backup == None {
+		it, st, err := s.cache.MetaGet(ctx, s.cacheKey(key), buf, o, now)
+		it.Key = key
+		if failed(err) {
+			s.Counts.CacheErrors.Add(1)
+		}
+		return it, st, err
+	}
 	return store.PlainMetaGet(ctx, s, key, buf, o, now)
 }
 
 // Incr implements store.Store: the cache computes, the result is backed up.
-// Meta arithmetic's conditions (CAS, vivify, touch) are not implemented
-// across tiers yet.
+// Meta arithmetic's conditions (CAS, vivify, touch) go to a cache-only
+// key's cache as they are; across two tiers they are not implemented yet.
 func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
-	if !o.Plain() {
+	r := s.route(ctx)
+	if !o.Plain() && r.Backup != None {
 		return store.Counter{}, store.ErrUnsupported
 	}
-	r := s.route(ctx)
 	s.warm(ctx, r, key, now)
 	var (
 		v   store.Counter
