@@ -730,9 +730,10 @@ EOF
 	# --- results. The two value columns hold the setups named in brackets.
 	local m c b target
 	for mode in "${modes[@]}"; do
-		target=
+		# issue 11: repcache <= 1.5 x direct in every CPU placement
+		target='ratio<=1.50'
 		case $mode in
-		free) m="median of $TIERS_POSTMAP_RUNS, unpinned" target='ratio<=1.50' ;;
+		free) m="median of $TIERS_POSTMAP_RUNS, unpinned" ;;
 		one) m="median of $TIERS_PINNED_RUNS, all on CPU 0" ;;
 		split) m="median of $TIERS_PINNED_RUNS, postmap CPU 0, servers CPU 1" ;;
 		esac
@@ -749,7 +750,7 @@ EOF
 	mode=free
 	[[ " ${modes[*]} " == *" one "* ]] && mode=one
 	record tiers "postmap: proxy read+write syscalls per lookup ($mode) [repcache/twemproxy]" count \
-		"$(median <<<"${psys[repcache.$mode]}")" "$(median <<<"${psys[twemproxy.$mode]}")" "" \
+		"$(median <<<"${psys[repcache.$mode]}")" "$(median <<<"${psys[twemproxy.$mode]}")" "ratio<=1.00" \
 		"repcache: ${psys[repcache.$mode]} twemproxy: ${psys[twemproxy.$mode]}" repcache twemproxy
 	record tiers "postmap: proxy CPU per lookup ($mode) [repcache/twemproxy]" us \
 		"$(median <<<"${pcpu[repcache.$mode]}")" "$(median <<<"${pcpu[twemproxy.$mode]}")" "" \
@@ -765,7 +766,7 @@ EOF
 	record tiers "memcaslap error replies, sum of $TIERS_RUNS runs [repcache/twemproxy]" count "${errs[repcache]}" "${errs[twemproxy]}" "" \
 		"error replies: repcache ${errs[repcache]} twemproxy ${errs[twemproxy]} direct ${errs[direct]}; get misses: repcache ${misses[repcache]} twemproxy ${misses[twemproxy]} direct ${misses[direct]}" repcache twemproxy
 	record tiers "memcaslap: proxy read+write syscalls per request [repcache/twemproxy]" count \
-		"$(median <<<"${sysc[repcache]}")" "$(median <<<"${sysc[twemproxy]}")" "" \
+		"$(median <<<"${sysc[repcache]}")" "$(median <<<"${sysc[twemproxy]}")" "ratio<=1.00" \
 		"repcache: ${sysc[repcache]} twemproxy: ${sysc[twemproxy]}" repcache twemproxy
 	record tiers "memcaslap: new connections/s at the backend memcached [repcache/twemproxy]" 1/s \
 		"$(median <<<"${newconn[repcache]}")" "$(median <<<"${newconn[twemproxy]}")" "" \

@@ -108,8 +108,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "check-config":
-		if _, err := newPolicy(cfg); err != nil {
-			fmt.Fprintf(stderr, "repcache: config: %v\n", err)
+		if err := check(cfg); err != nil {
+			fmt.Fprintf(stderr, "repcache: %v\n", err)
 			return 1
 		}
 		fmt.Fprintln(stdout, "configuration OK")
@@ -121,11 +121,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "inspect", "import", "postfix-check":
-		pol, err := newPolicy(cfg)
-		if err != nil {
-			fmt.Fprintf(stderr, "repcache: config: %v\n", err)
-			return 1
-		}
+		pol := newPolicy(cfg, nil)
+		var err error
 		if op.addr == "" {
 			op.addr = defaultAddr(cfg)
 		}
@@ -148,7 +145,15 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel())
 	log := newLogger(cfg, stderr, level)
-	if err := serve(cfg, log, level, func() (*config.Config, error) { return config.Load(fs, environ) }); err != nil {
+	reg, reloads := newRegistry()
+	pm := policy.NewMetrics(reg)
+	a, err := build(cfg, pm, log, reg)
+	if err != nil {
+		// The same words check-config says for this configuration.
+		fmt.Fprintf(stderr, "repcache: %v\n", err)
+		return 1
+	}
+	if err := serve(cfg, a, pm, reg, reloads, log, level, func() (*config.Config, error) { return config.Load(fs, environ) }); err != nil {
 		log.Error("repcache stopped", "err", err)
 		return 1
 	}
@@ -164,22 +169,12 @@ func newLogger(cfg *config.Config, w io.Writer, level *slog.LevelVar) *slog.Logg
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// serve runs repcache until SIGTERM or SIGINT; reload loads the
-// configuration afresh (same file, environment and flags) on SIGHUP and
-// when the file changes.
-func serve(cfg *config.Config, log *slog.Logger, level *slog.LevelVar, reload func() (*config.Config, error)) error {
-	pol, err := newPolicy(cfg)
-	if err != nil {
-		return err
-	}
-	reg, reloads := newRegistry()
-	pol.NewMetrics(reg)
-	live := policy.NewLive(pol)
-	st, err := newTiers(cfg, live, log, reg)
-	if err != nil {
-		return err
-	}
-	h := protocol.NewHandler(live.Wrap(st.store, policy.View{}), protocol.Options{
+// serve runs a, built from cfg with its collectors on reg, until SIGTERM or
+// SIGINT; reload loads the configuration afresh (same file, environment
+// and flags) on SIGHUP and when the file changes.
+func serve(cfg *config.Config, a *app, pm *policy.Metrics, reg *prometheus.Registry, reloads reloadMetrics, log *slog.Logger, level *slog.LevelVar, reload func() (*config.Config, error)) error {
+	live, st := a.live, a.tiers
+	h := protocol.NewHandler(live.Layer(st.store, policy.View{}), protocol.Options{
 		MaxKeyLength:  cfg.Limits.MaxKeyLength,
 		MaxItemSize:   int(cfg.Limits.MaxItemSize),
 		MaxLineLength: cfg.Limits.MaxLineLength,
@@ -195,7 +190,6 @@ func serve(cfg *config.Config, log *slog.Logger, level *slog.LevelVar, reload fu
 		Logger:         log,
 	})
 
-	// Addresses in listen serve every map; listeners entries may narrow that.
 	type listener struct {
 		ln net.Listener
 		h  *protocol.Handler
@@ -205,32 +199,19 @@ func serve(cfg *config.Config, log *slog.Logger, level *slog.LevelVar, reload fu
 		for _, l := range lns {
 			l.ln.Close()
 		}
+		st.closeAll(context.Background(), log)
 	}
-	listen := func(addr string, h *protocol.Handler) error {
-		ln, err := server.Listen(addr, cfg.UnixSocketFileMode())
+	for _, spec := range a.listeners {
+		ln, err := server.Listen(spec.addr, cfg.UnixSocketFileMode())
 		if err != nil {
 			closeAll()
-			return fmt.Errorf("cannot listen on %s: %w", addr, err)
+			return fmt.Errorf("cannot listen on %s: %w", spec.addr, err)
 		}
-		lns = append(lns, listener{ln, h})
-		return nil
-	}
-	for _, addr := range cfg.Listen {
-		if err := listen(addr, h); err != nil {
-			return err
+		lh := h
+		if spec.view.Maps != nil || spec.view.ReadOnly {
+			lh = h.ForStore(live.Layer(st.store, spec.view))
 		}
-	}
-	for _, l := range cfg.Listeners {
-		v := policy.View{ReadOnly: l.ReadOnly}
-		if len(l.Maps) > 0 {
-			v.Maps = map[string]bool{}
-			for _, n := range l.Maps {
-				v.Maps[n] = true
-			}
-		}
-		if err := listen(l.Address, h.ForStore(live.Wrap(st.store, v))); err != nil {
-			return err
-		}
+		lns = append(lns, listener{ln, lh})
 	}
 	var draining atomic.Bool
 	var admin *http.Server
@@ -254,30 +235,35 @@ func serve(cfg *config.Config, log *slog.Logger, level *slog.LevelVar, reload fu
 		go func() { errc <- srv.Serve(l.ln, l.h) }()
 		log.Info("serving memcache protocol", "addr", displayAddr(l.ln), "backend", cfg.Cache.Backend, "backup", cfg.Backup.Backend)
 	}
-	logMaps(log, pol)
+	logMaps(log, live.Load())
+	if st.redis != nil {
+		st.watchRedisExpiry(st.redis, live, log)
+	}
 
+	r := &running{live: live, pm: pm, h: h, srv: srv, level: level}
+	inForce := cfg
 	apply := func(reason string) {
 		next, err := reload()
-		var np *policy.Policy
 		if err == nil {
-			np, err = newPolicy(next)
+			err = check(next)
 		}
 		if err != nil {
 			reloads.failure.Inc()
 			log.Error("configuration reload refused; the configuration in force stays", "reason", reason, "err", err)
 			return
 		}
-		for _, field := range restartOnly(cfg, next) {
+		live, restart := changes(cfg, inForce, next)
+		for _, field := range restart {
 			log.Warn("configuration change needs a restart to take effect", "field", field)
 		}
-		live.Swap(np)
-		h.SetLimits(next.Limits.MaxKeyLength, int(next.Limits.MaxItemSize))
-		srv.SetLimits(next.Limits.MaxConnections, next.Limits.IdleTimeout)
-		level.Set(next.LogLevel())
+		for _, s := range live {
+			s.apply(r, next)
+		}
+		inForce = next
 		reloads.success.Inc()
 		reloads.last.SetToCurrentTime()
 		log.Info("configuration reloaded", "reason", reason)
-		logMaps(log, np)
+		logMaps(log, r.live.Load())
 	}
 	changed := watchConfig(cfg, log)
 
@@ -314,15 +300,6 @@ loop:
 	}
 	log.Info("stopped")
 	return runErr
-}
-
-// newPolicy builds the map policy the configuration describes.
-func newPolicy(cfg *config.Config) (*policy.Policy, error) {
-	maps := make([]policy.Map, len(cfg.Maps))
-	for i, m := range cfg.Maps {
-		maps[i] = policy.Map{Name: m.Name, Prefix: m.Prefix, Rule: m.Rule(), MaxKeyLength: m.MaxKeyLength, Route: m.Route()}
-	}
-	return policy.New(maps, policy.Options{RejectUnknown: cfg.UnknownKeys == "reject", StoreKeyLimit: cfg.Limits.MaxKeyLength})
 }
 
 func displayAddr(ln net.Listener) string {

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"github.com/repcache/repcache/internal/config"
 	"github.com/repcache/repcache/internal/testenv"
 )
 
@@ -260,4 +264,84 @@ func TestMapRulesOverTheWire(t *testing.T) {
 		t.Fatal(l)
 	}
 	near("passthrough", ttlOf("other:key"), 100)
+}
+
+// TestCheckConfigAgreesWithServing runs every testdata/startup case through
+// check-config and through serving: the first line of each file's "want:"
+// is check-config's verdict and serving's refusal, word for word.
+func TestCheckConfigAgreesWithServing(t *testing.T) {
+	files, err := filepath.Glob("testdata/startup/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no startup cases: %v", err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".yaml"), func(t *testing.T) {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var env []string
+			want := ""
+			for _, l := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(l, "# env: "); ok {
+					env = append(env, v)
+				}
+				if v, ok := strings.CutPrefix(l, "# want: "); ok {
+					want = v
+				}
+			}
+			if want == "" {
+				t.Fatal("no \"# want: \" line")
+			}
+			addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+			args := []string{"--config", file, "--listen", addr, "--admin.listen", ""}
+
+			check := exec.Command(binary, append([]string{"check-config"}, args...)...)
+			check.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+			out, _ := check.CombinedOutput()
+			code := check.ProcessState.ExitCode()
+
+			p := start(t, env, args...)
+			if want == "configuration OK" {
+				if code != 0 || string(out) != "configuration OK\n" {
+					t.Errorf("check-config: exit %d, %q; want exit 0, %q", code, out, want)
+				}
+				p.waitListening(t, addr)
+				return
+			}
+			if line := "repcache: " + want + "\n"; code != 1 || string(out) != line {
+				t.Errorf("check-config: exit %d, %q\nwant exit 1, %q", code, out, line)
+			}
+			select {
+			case err := <-p.exited:
+				p.exited <- err // for the cleanup
+			case <-time.After(60 * time.Second): // a hang guard, not a timing assertion
+				t.Fatalf("serving started with a configuration check-config refuses:\n%s", p.out.String())
+			}
+			if code, got := p.cmd.ProcessState.ExitCode(), p.out.String(); code != 1 || got != "repcache: "+want+"\n" {
+				t.Errorf("serving: exit %d, %q\nwant exit 1, %q", code, got, "repcache: "+want+"\n")
+			}
+		})
+	}
+}
+
+func TestLoggerFollowsFormatAndLevel(t *testing.T) {
+	var buf bytes.Buffer
+	cfg := config.Default()
+	cfg.Log.Format = "json"
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelWarn)
+	log := newLogger(cfg, &buf, level)
+	log.Info("hidden")
+	log.Warn("shown", "k", 1)
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil || rec["msg"] != "shown" {
+		t.Errorf("json logger wrote %q (%v)", buf.String(), err)
+	}
+	buf.Reset()
+	level.Set(slog.LevelInfo) // a reload
+	newLogger(config.Default(), &buf, level).Info("hello", "k", 1)
+	if !strings.Contains(buf.String(), "level=INFO msg=hello k=1") {
+		t.Errorf("text logger wrote %q", buf.String())
+	}
 }

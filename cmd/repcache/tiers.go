@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/repcache/repcache/internal/config"
@@ -29,6 +28,7 @@ type tiers struct {
 	store         store.Store // tiered, as the policy layer calls it
 	cache, backup store.Store
 	cacheGuard    *guard.Guard
+	redis         *redis.Store // watched for expirations once serving starts (see serve)
 }
 
 // Ready reports whether the cache tier is believed reachable: its breaker
@@ -56,13 +56,6 @@ func (t *tiers) closeAll(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// memcachedPing probes a memcached pool with "version" on every server
-// (gomemcache's Ping), through a client of its own: the store's client does
-// not offer a probe yet. Its Timeout bounds it.
-type memcachedPing struct{ c *memcache.Client }
-
-func (p memcachedPing) Ping(context.Context) error { return p.c.Ping() }
-
 func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prometheus.Registerer) (*tiers, error) {
 	t := &tiers{}
 	gm := guard.NewMetrics(reg)
@@ -70,24 +63,21 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 	switch cfg.Cache.Backend {
 	case "memcached":
 		mc, err := memcached.New(memcached.Options{
-			Servers:      cfg.Cache.Memcached.Servers,
-			Timeout:      cfg.Cache.Memcached.Timeout,
-			MaxIdleConns: cfg.Cache.Memcached.MaxIdleConns,
-			MaxItemSize:  int(cfg.Limits.MaxItemSize),
+			Servers:     cfg.Cache.Memcached.Servers,
+			Timeout:     cfg.Cache.Memcached.Timeout,
+			MaxItemSize: int(cfg.Limits.MaxItemSize),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("cache.memcached: %w", err)
 		}
 		g := guard.New("memcached", mc, guard.Options{Timeout: cfg.Cache.Memcached.Timeout, Metrics: gm, Logger: log})
-		probe := memcache.New(cfg.Cache.Memcached.Servers...)
-		probe.Timeout, probe.MaxIdleConns = cfg.Cache.Memcached.Timeout, 1
 		t.cache, t.cacheGuard = g, g
-		o.CachePing = probeThrough{g, memcachedPing{probe}}
+		o.CachePing = g // the store's Ping, under the breaker
 	default:
 		m, err := memory.New(memory.Options{MaxBytes: int64(cfg.Cache.Memory.MaxBytes), MaxItemSize: int(cfg.Limits.MaxItemSize),
 			OnExpire: func(key []byte) { live.Load().Expired(key, "cache") }})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("cache.memory: %w", err)
 		}
 		m.RegisterMetrics(reg)
 		t.cache = m
@@ -119,13 +109,13 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 		}
 		g := guard.New("redis", r, guard.Options{Timeout: rc.Timeout, Metrics: gm, Logger: log})
 		t.backup = g
+		t.redis = r
 		o.BackupPing = g
 		if t.cacheGuard != nil {
 			// A cache shared with other instances carries the generation
 			// they all read from Redis.
 			o.Generations = r
 		}
-		t.watchRedisExpiry(r, live, log)
 	}
 	o.ErrorOnOutage = cfg.OnError == "error"
 	o.QueueSize = cfg.Backup.QueueSize
@@ -140,17 +130,6 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 	t.tiered = tiered.New(t.cache, t.backup, o)
 	t.store = routeByPolicy{t.tiered, live}
 	return t, nil
-}
-
-// probeThrough probes a backend with ping, under its guard's breaker: a
-// failed probe counts toward opening it, a successful one closes it.
-type probeThrough struct {
-	g    *guard.Guard
-	ping guard.Pinger
-}
-
-func (p probeThrough) Ping(ctx context.Context) error {
-	return p.g.Probe(ctx, p.ping)
 }
 
 // watchRedisExpiry counts Redis's expirations per map from keyspace events.

@@ -256,8 +256,10 @@ func validateMaps(c *Config) []fieldError {
 		if m.MaxKeyLength < c.Limits.MaxKeyLength || m.MaxKeyLength > maxKeyLengthMax {
 			add(at+".max_key_length", "%d is outside limits.max_key_length (%d)..%d", m.MaxKeyLength, c.Limits.MaxKeyLength, maxKeyLengthMax)
 		}
-		if len(m.Prefix)+44 > c.Limits.MaxKeyLength {
-			add(at+".prefix", "%q is too long: at most %d bytes with limits.max_key_length %d", m.Prefix, c.Limits.MaxKeyLength-44, c.Limits.MaxKeyLength)
+		// A long key is kept under its map's prefix and a digest, which
+		// must itself fit limits.max_key_length.
+		if len(m.Prefix)+store.DigestLen > c.Limits.MaxKeyLength {
+			add(at+".prefix", "%q is too long: at most %d bytes with limits.max_key_length %d", m.Prefix, c.Limits.MaxKeyLength-store.DigestLen, c.Limits.MaxKeyLength)
 		}
 	}
 	seen := map[string]bool{}

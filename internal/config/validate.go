@@ -55,6 +55,7 @@ func validate(c *Config) error {
 	check("backup.backend", oneOf(c.Backup.Backend, backupBackends))
 	if c.Backup.Backend == "redis" {
 		check("backup.redis.addrs", checkServers(c.Backup.Redis.Addrs, "backup.backend is redis", false))
+		errs = append(errs, redisTopology(c.Backup.Redis)...)
 	}
 	if c.Backup.QueueSize < 1 {
 		check("backup.queue_size", fmt.Errorf("%d is below the minimum of 1", c.Backup.QueueSize))
@@ -104,6 +105,22 @@ func validate(c *Config) error {
 		return nil
 	}
 	return firstError(errs)
+}
+
+// redisTopology checks that the Redis settings name one topology: a
+// single server, Sentinels (master_name) or cluster seeds (cluster).
+func redisTopology(r RedisConfig) []fieldError {
+	var errs []fieldError
+	switch {
+	case r.Cluster && r.MasterName != "":
+		errs = append(errs, fieldError{"backup.redis.master_name", fmt.Errorf("Sentinel (master_name) and cluster are exclusive: set one of them")})
+	case len(r.Addrs) > 1 && !r.Cluster && r.MasterName == "":
+		errs = append(errs, fieldError{"backup.redis.addrs", fmt.Errorf("lists %d addresses: several addresses are cluster seeds (set cluster: true) or Sentinels (set master_name); a single server takes one address", len(r.Addrs))})
+	}
+	if r.Cluster && r.DB != 0 {
+		errs = append(errs, fieldError{"backup.redis.db", fmt.Errorf("%d is not 0: Redis Cluster has only database 0", r.DB)})
+	}
+	return errs
 }
 
 // checkServers checks a backend's address list, needed because why.

@@ -292,11 +292,5 @@ func (g *Guard) Ping(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	return g.Probe(ctx, p)
-}
-
-// Probe is Ping with a probe of the caller's (a backend whose store does
-// not offer one).
-func (g *Guard) Probe(ctx context.Context, p Pinger) error {
 	return g.call(ctx, "ping", func(ctx context.Context) result { return result{err: p.Ping(ctx)} }).err
 }

@@ -44,11 +44,11 @@ func Describe(rec Record, now time.Time) (string, error) {
 			switch {
 			case i >= r.Fields:
 				fmt.Fprintf(&b, "  %-13s not in the record (an older Postfix): treated as disabled\n", name)
-			case stamp == 0:
+			case stamp == ttl.StampNew:
 				fmt.Fprintf(&b, "  %-13s never passed: postscreen runs it on the next connection\n", name)
-			case stamp == 1:
+			case stamp == ttl.StampDisabled:
 				fmt.Fprintf(&b, "  %-13s disabled when the record was written\n", name)
-			case int64(stamp) > now.Unix():
+			case !ttl.TestExpired(stamp, now.Unix()):
 				fmt.Fprintf(&b, "  %-13s passed, valid until %s (%s from now)\n", name, at(int64(stamp)), words(int64(stamp)-now.Unix()))
 			default:
 				fmt.Fprintf(&b, "  %-13s passed, expired %s (%s ago): postscreen runs it again\n", name, at(int64(stamp)), words(now.Unix()-int64(stamp)))
@@ -72,19 +72,15 @@ func Describe(rec Record, now time.Time) (string, error) {
 		if r.Text != "" {
 			fmt.Fprintf(&b, "  text     %s\n", r.Text)
 		}
-		expire := rec.Rule.NegativeExpire
-		if r.Status == 0 {
-			expire = rec.Rule.PositiveExpire
-		}
+		life := rec.Rule.VerifyLife(r.Status, r.Probed, r.Updated)
 		if r.Updated > 0 {
-			until := r.Updated + int64(expire.Seconds())
 			state := "trusts it"
-			if until <= now.Unix() {
+			if life.Valid <= now.Unix() {
 				state = "no longer trusts it"
 			}
-			fmt.Fprintf(&b, "  Postfix %s: valid until %s (update + %s)\n", state, at(until), words(int64(expire.Seconds())))
+			fmt.Fprintf(&b, "  Postfix %s: valid until %s (update + %s)\n", state, at(life.Valid), words(life.Valid-r.Updated))
 		}
-		if r.Probed > 0 && r.Probed+ttl.ProbeTTL > now.Unix() {
+		if r.Probed > 0 && life.Probe > now.Unix() {
 			fmt.Fprintf(&b, "  a probe is in flight since %s\n", at(r.Probed))
 		}
 	default:

@@ -4,43 +4,43 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/repcache/repcache/internal/ttl"
 )
 
-// Metrics are the map layer's Prometheus metrics.
+// Metrics are the map layer's Prometheus metrics. A reload builds a new
+// Policy, so they are created once, by NewMetrics, and handed to every
+// Policy through Options.Metrics.
 type Metrics struct {
 	lifetime     *prometheus.HistogramVec
 	expiredReads *prometheus.CounterVec
 	expirations  *prometheus.CounterVec
 }
 
-// NewMetrics creates and registers the map metrics, with a series per
-// configured map so that dashboards show zeros rather than nothing.
-func (p *Policy) NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		lifetime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+// NewMetrics creates the map metrics on reg, once per process.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	return &Metrics{
+		lifetime: f.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "repcache", Name: "record_lifetime_seconds",
 			Help:    "Lifetime given to each stored record, by map (derived from the record on postscreen and verify maps).",
 			Buckets: []float64{60, 600, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 31 * 86400, 60 * 86400, 90 * 86400, 180 * 86400},
 		}, []string{"map"}),
-		expiredReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+		expiredReads: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "repcache", Name: "expired_reads_total",
 			Help: "Records read whose content had expired by Postfix's rules: postscreen by expired test (part = pregreet, dnsbl, ...), verify by status (part = ok, defer, bounce, todo).",
 		}, []string{"map", "part"}),
-		expirations: prometheus.NewCounterVec(prometheus.CounterOpts{
+		expirations: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "repcache", Name: "expirations_total",
 			Help: "Records that expired, by map and tier (cache: the embedded store, exact; backup: Redis keyspace events).",
 		}, []string{"map", "tier"}),
 	}
-	reg.MustRegister(m.lifetime, m.expiredReads, m.expirations)
-	p.adoptMetrics(m)
-	return m
 }
 
-// adoptMetrics makes p record into m (a reloaded policy keeps the metrics of
-// the one it replaces) and creates the series of its maps.
-func (p *Policy) adoptMetrics(m *Metrics) {
+// addSeries creates the series of p's maps, so that dashboards show zeros
+// rather than nothing.
+func (m *Metrics) addSeries(p *Policy) {
 	for _, mp := range p.maps {
 		m.lifetime.WithLabelValues(mp.Name)
 		for _, tier := range []string{"cache", "backup"} {
@@ -57,7 +57,6 @@ func (p *Policy) adoptMetrics(m *Metrics) {
 			}
 		}
 	}
-	p.metrics = m
 }
 
 // Expired counts a record of the given storage key that expired in tier.
@@ -78,7 +77,8 @@ func (p *Policy) observeLifetime(m *Map, seconds int64) {
 	}
 }
 
-// observeRead counts the expired parts of a record read from a typed map.
+// observeRead counts the expired parts of a record read from a typed map,
+// by the rules package ttl applies to it.
 func (p *Policy) observeRead(m *Map, value []byte, now int64) {
 	if p.metrics == nil {
 		return
@@ -90,7 +90,7 @@ func (p *Policy) observeRead(m *Map, value []byte, now int64) {
 			return
 		}
 		for i, stamp := range rec.Stamps {
-			if stamp > 1 && int64(stamp) < now {
+			if ttl.TestExpired(stamp, now) {
 				p.metrics.expiredReads.WithLabelValues(m.Name, strings.ToLower(ttl.PostscreenTests[i])).Inc()
 			}
 		}
@@ -99,11 +99,7 @@ func (p *Policy) observeRead(m *Map, value []byte, now int64) {
 		if err != nil {
 			return
 		}
-		expire := m.Rule.NegativeExpire
-		if rec.Status == 0 {
-			expire = m.Rule.PositiveExpire
-		}
-		if rec.Updated+int64(expire.Seconds()) < now && rec.Probed+ttl.ProbeTTL < now {
+		if m.Rule.VerifyLife(rec.Status, rec.Probed, rec.Updated).Until() <= now {
 			p.metrics.expiredReads.WithLabelValues(m.Name, strings.ToLower(ttl.VerifyStatuses[rec.Status])).Inc()
 		}
 	}

@@ -2,16 +2,13 @@
 // and what that map's rules make of it: the lifetime a record gets (through
 // package ttl), whether its value is a valid record of the map's kind,
 // whether the listener may read or write it, and under which key the store
-// keeps it. A Store applies a Policy in front of a store.Store, so the
+// keeps it. A Layer applies a Policy in front of a store.Store, so the
 // protocol layer above it sees memcached semantics and the tiers below it
 // see only valid records with absolute deadlines.
 package policy
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/base64"
-	"fmt"
 	"slices"
 
 	"github.com/repcache/repcache/internal/store"
@@ -55,39 +52,29 @@ type Options struct {
 	// StoreKeyLimit is the longest key stored as is (memcached's 250); map
 	// keys beyond it are stored under a digest.
 	StoreKeyLimit int
+	// Metrics, when not nil, receive what the policy observes (see
+	// NewMetrics); the policy creates its maps' series there.
+	Metrics *Metrics
 }
 
-// New builds a Policy. Map names and prefixes must be unique.
-func New(maps []Map, o Options) (*Policy, error) {
+// New builds a Policy. The maps come from a validated configuration
+// (config.Validate checks names, prefixes and rules, once, in the
+// operator's terms).
+func New(maps []Map, o Options) *Policy {
 	if o.StoreKeyLimit <= 0 {
 		o.StoreKeyLimit = 250
 	}
-	p := &Policy{rejectUnknown: o.RejectUnknown, storeKeyLimit: o.StoreKeyLimit}
-	names, prefixes := map[string]bool{}, map[string]bool{}
-	for i := range maps {
-		m := maps[i]
-		if names[m.Name] {
-			return nil, fmt.Errorf("map %q is defined twice", m.Name)
-		}
-		if prefixes[m.Prefix] {
-			return nil, fmt.Errorf("map %q: prefix %q is already used by another map", m.Name, m.Prefix)
-		}
-		if err := m.Rule.Validate(); err != nil {
-			return nil, fmt.Errorf("map %q: %w", m.Name, err)
-		}
-		if m.MaxKeyLength < o.StoreKeyLimit {
-			m.MaxKeyLength = o.StoreKeyLimit
-		}
-		// A digest keeps the prefix, so it must itself fit the store's limit.
-		if len(m.Prefix)+digestLen > o.StoreKeyLimit {
-			return nil, fmt.Errorf("map %q: prefix %q is too long (at most %d bytes)", m.Name, m.Prefix, o.StoreKeyLimit-digestLen)
-		}
+	p := &Policy{rejectUnknown: o.RejectUnknown, storeKeyLimit: o.StoreKeyLimit, metrics: o.Metrics}
+	for _, m := range maps {
+		m.MaxKeyLength = max(m.MaxKeyLength, o.StoreKeyLimit)
 		m.Route.Map = m.Name
-		names[m.Name], prefixes[m.Prefix] = true, true
 		p.maps = append(p.maps, &m)
 	}
 	slices.SortStableFunc(p.maps, func(a, b *Map) int { return len(b.Prefix) - len(a.Prefix) })
-	return p, nil
+	if p.metrics != nil {
+		p.metrics.addSeries(p)
+	}
+	return p
 }
 
 // Maps returns the maps, longest prefix first.
@@ -131,9 +118,6 @@ func (p *Policy) Map(name string) *Map {
 	return nil
 }
 
-// digestLen is the length of "#" + base64url(sha256).
-const digestLen = 1 + 43
-
 // storageKey is the key the store keeps: the client's key, or for keys over
 // the store limit the map's prefix and a digest of the whole key, so every
 // backend (memcached's is 250 bytes) accepts it and keys stay distinct.
@@ -141,10 +125,7 @@ func (p *Policy) storageKey(m *Map, key []byte, buf []byte) []byte {
 	if len(key) <= p.storeKeyLimit {
 		return key
 	}
-	sum := sha256.Sum256(key)
-	buf = append(buf[:0], m.Prefix...)
-	buf = append(buf, '#')
-	return base64.RawURLEncoding.AppendEncode(buf, sum[:])
+	return store.AppendDigest(append(buf[:0], m.Prefix...), key)
 }
 
 // prefixOf names an unknown key's prefix for error messages: up to and

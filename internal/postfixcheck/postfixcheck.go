@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/repcache/repcache/internal/store"
 )
 
 // Finding is one problem, with where it was found.
@@ -92,9 +94,6 @@ var caches = map[string]string{
 	"address_verify_map":   "address_verify_cache_cleanup_interval",
 }
 
-// maxRelativeTTL is memcache's limit: a larger ttl is read as a date.
-const maxRelativeTTL = 2592000
-
 // Check reports the problems of mainCF and the memcache tables it names
 // (plus extra table files); prefixes, when not nil, are the prefixes of the
 // repcache maps, for the "matches no map" check.
@@ -149,10 +148,10 @@ func Check(mainCF string, extraTables []string, prefixes []string) ([]Finding, e
 			return out, fmt.Errorf("memcache table: %w", err)
 		}
 		if v, ok := t.Values["ttl"]; ok {
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > maxRelativeTTL {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > store.MaxRelativeTTL {
 				out = append(out, Finding{path, t.Lines["ttl"], fmt.Sprintf(
 					"ttl = %d is over memcache's 30-day limit (%d): memcache reads it as an absolute date in 1970 and every record is stored already expired",
-					n, maxRelativeTTL)})
+					n, store.MaxRelativeTTL)})
 			}
 		}
 		srv := t.Values["memcache"]

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/repcache/repcache/internal/config"
+	"github.com/repcache/repcache/internal/store"
 	"github.com/repcache/repcache/internal/ttl"
 )
 
@@ -98,11 +99,11 @@ func tableFile(m config.MapConfig, addr, note string) string {
 		"key_format = "+m.Prefix+"%s")
 	switch ttl.ClientTTL(m.ClientTTL) {
 	case ttl.Cap:
-		line("client_ttl is cap: this ttl bounds each record's lifetime; over 2592000 memcache would read it as a date.",
-			"ttl = 2592000")
+		line(fmt.Sprintf("client_ttl is cap: this ttl bounds each record's lifetime; over %d memcache would read it as a date.", store.MaxRelativeTTL),
+			fmt.Sprintf("ttl = %d", store.MaxRelativeTTL))
 	default:
 		if ttl.Kind(m.Kind) == ttl.Passthrough {
-			line("Passthrough map: records live this many seconds (at most 2592000: above, memcache reads a date).", "ttl = 3600")
+			line(fmt.Sprintf("Passthrough map: records live this many seconds (at most %d: above, memcache reads a date).", store.MaxRelativeTTL), "ttl = 3600")
 		} else {
 			fmt.Fprintf(&b, "# No ttl: repcache gives each %s record the lifetime Postfix's own rules give it.\n", m.Kind)
 		}

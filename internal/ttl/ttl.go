@@ -198,12 +198,7 @@ func (r Rule) Deadline(value []byte, clientDeadline, now int64) (deadline int64,
 		if err != nil {
 			return 0, false, err
 		}
-		expire := r.NegativeExpire
-		if status == 0 {
-			expire = r.PositiveExpire
-		}
-		until := max(addSat(updated, secs(expire)), addSat(probed, ProbeTTL))
-		life = subSat(until, now)
+		life = subSat(r.VerifyLife(status, probed, updated).Until(), now)
 	default:
 		return 0, false, fmt.Errorf("unknown map kind %q", r.Kind)
 	}
@@ -243,15 +238,33 @@ func (r Rule) passthrough(clientDeadline, now int64) (int64, bool, error) {
 	return deadline, true, nil
 }
 
-// Lifetime is Deadline minus now, in seconds, for logs and the inspect
-// command. It is 0 both for never (keep=true) and for not kept (keep=false);
-// keep tells them apart.
-func (r Rule) Lifetime(value []byte, clientDeadline, now int64) (seconds int64, keep bool, err error) {
-	d, keep, err := r.Deadline(value, clientDeadline, now)
-	if err != nil || !keep || d == 0 {
-		return 0, keep, err
+// VerifyLife is what Postfix's verify makes of a record's times.
+type VerifyLife struct {
+	// Valid is UPDATED plus the status's expire time (positive_expire for
+	// OK, negative_expire otherwise): until then verify trusts the result.
+	Valid int64
+	// Probe is PROBED plus ProbeTTL: until then a probe is in flight.
+	Probe int64
+}
+
+// Until is when verify stops keeping the record: the later of the two.
+func (l VerifyLife) Until() int64 { return max(l.Valid, l.Probe) }
+
+// VerifyLife is the one place verify's expiry rule is written: the write
+// path (Deadline), the expired-read metric and inspect all read it here.
+func (r Rule) VerifyLife(status int, probed, updated int64) VerifyLife {
+	expire := r.NegativeExpire
+	if status == 0 {
+		expire = r.PositiveExpire
 	}
-	return subSat(d, now), true, nil
+	return VerifyLife{Valid: addSat(updated, secs(expire)), Probe: addSat(probed, ProbeTTL)}
+}
+
+// TestExpired reports whether a postscreen test's stamp is a pass that has
+// expired at now (postscreen then runs that test again). StampNew and
+// StampDisabled are not passes.
+func TestExpired(stamp uint64, now int64) bool {
+	return stamp > StampDisabled && stamp <= uint64(max(now, 0))
 }
 
 // clamp bounds a positive lifetime to [lo, hi]; hi 0 means no upper bound.

@@ -1,6 +1,8 @@
 // Package memcached is repcache's remote tier: it keeps records in a pool of
-// memcached servers (through gomemcache), so several repcache processes can
-// share them and they survive a repcache restart.
+// memcached servers (through internal/mcclient, which pipelines the
+// requests of all connections over a few connections per server and
+// spreads keys by ketama), so several repcache processes can share them and
+// they survive a repcache restart.
 //
 // # Envelope
 //
@@ -8,9 +10,9 @@
 // version byte, the item's flags, repcache's own CAS unique and its absolute
 // deadline, then the value. memcached's own flags are left at 0. This is
 // needed because memcached never tells a client an item's remaining
-// lifetime, and its CAS ids cannot serve as repcache's uniques (a write
-// does not return the id it assigns, and gomemcache only shows them on
-// reads). The envelope's deadline is the truth: Get checks it against the
+// lifetime, and its CAS ids cannot serve as repcache's uniques (they are
+// per server and change when memcached restarts; repcache's must stay
+// unique across the tiers). The envelope's deadline is the truth: Get checks it against the
 // caller's clock, like the other tiers. A value that is not an envelope
 // (another client wrote it) is an error for that request only.
 //
@@ -34,20 +36,20 @@
 //
 // # Keys
 //
-// A key is sent as is when gomemcache accepts it (1..250 bytes, no space,
-// control character or DEL) and does not start with the byte 0xFF, which no
-// UTF-8 key does. Other keys (memcaslap's control characters, binary meta
-// keys, keys over 250 bytes) are sent as 0xFF followed by the key in
-// unpadded base64url, or, when that would exceed 250 bytes, 0xFF '#' and a
-// base64url SHA-256 of the key. The mapping is injective apart from SHA-256
-// collisions.
+// A key is sent as is when the text protocol can carry it
+// (mcclient.ValidKey: 1..250 bytes, no space, control character or DEL)
+// and it does not start with the byte 0xFF, which no UTF-8 key does. Other
+// keys (memcaslap's control characters, binary meta keys, keys over 250
+// bytes) are sent as 0xFF followed by the key in unpadded base64url, or,
+// when that would exceed 250 bytes, 0xFF and store.AppendDigest's digest
+// of the key. The mapping is injective apart from SHA-256 collisions.
 //
 // # Writes
 //
 // Set, Add and Replace are single memcached commands. CAS, Append, Prepend,
 // Incr and Touch must look inside the envelope, so they read the record with
-// gets and write it back with cas, retrying (a few times) when another
-// writer got in between. An add that memcached refuses is retried the same
+// mg and write it back with ms C<cas> (memcached's CAS id), retrying (a
+// few times, with a short backoff) when another writer got in between. An add that memcached refuses is retried the same
 // way over a record the caller's clock sees as expired. Replace and Delete
 // trust memcached's own existence check: its expiry runs on the same
 // deadline and clock, so they can differ from the caller's clock only
@@ -61,34 +63,32 @@ package memcached
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
-	"net"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
+	"github.com/repcache/repcache/internal/backoff"
+	"github.com/repcache/repcache/internal/mcclient"
 	"github.com/repcache/repcache/internal/store"
 )
 
 // Options configures a Store.
 type Options struct {
 	// Servers are the pool's addresses (host:port, or a Unix socket path);
-	// keys are spread over them by gomemcache's ServerList (CRC32 modulo).
-	// Host names are resolved once, by New.
+	// keys are spread over them by ketama (mcclient), as twemproxy and
+	// libmemcached spread them.
 	Servers []string
-	// Timeout bounds each memcached call: dialing, and each read or write
-	// (default 100ms). A read-modify-write makes two calls or more.
+	// Timeout bounds dialing, each write and the wait for replies while
+	// requests are in flight (default 100ms); a caller's context can end
+	// a request sooner. A read-modify-write makes two requests or more.
 	Timeout time.Duration
-	// MaxIdleConns is the number of idle connections kept per server
-	// (default 8). Requests beyond it dial a new connection each.
-	MaxIdleConns int
+	// Conns is the number of pipelined connections per server, shared by
+	// all requests (default 1).
+	Conns int
 	// MaxItemSize is the largest item append/prepend may build, in
 	// memcached's accounting (default 1 MiB). Keep the servers' -I a little
 	// larger: the envelope adds 21 bytes to every value.
@@ -96,16 +96,17 @@ type Options struct {
 }
 
 const (
-	defaultTimeout      = 100 * time.Millisecond
-	defaultMaxIdleConns = 8
-	maxRelative         = 30 * 24 * 3600 // memcached's REALTIME_MAXDELTA
-	maxKeyLength        = 250            // memcached's KEY_MAX_LENGTH
-	keyMarker           = 0xff
+	defaultTimeout = 100 * time.Millisecond
+	keyMarker      = 0xff
 	// maxTries bounds read-modify-write retries; each retry means another
 	// writer changed the record in between, so a busy key gives up quickly
 	// instead of stalling the request.
 	maxTries = 8
 )
+
+// contention spaces read-modify-write retries: contenders that collided
+// all retry at once, and a short random pause lets one of them win.
+var contention = backoff.Policy{Base: 100 * time.Microsecond, Max: 2 * time.Millisecond}
 
 // ErrContended is returned (wrapped in *Error) when a read-modify-write
 // lost the race to other writers maxTries times in a row. It says the key
@@ -132,19 +133,9 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Store is the memcached tier. It implements store.Store.
 type Store struct {
-	c       *memcache.Client
-	servers *memcache.ServerList
+	c       *mcclient.Client
 	cas     *store.CASSource
 	maxItem int
-	// flushers hold one client per server, so Flush reaches every server
-	// even when one fails (gomemcache's FlushAll stops at the first error)
-	// and says which one failed.
-	flushers []flusher
-}
-
-type flusher struct {
-	addr string
-	c    *memcache.Client
 }
 
 var _ store.Store = (*Store)(nil)
@@ -158,57 +149,28 @@ func New(o Options) (*Store, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = defaultTimeout
 	}
-	if o.MaxIdleConns <= 0 {
-		o.MaxIdleConns = defaultMaxIdleConns
-	}
 	if o.MaxItemSize <= 0 {
 		o.MaxItemSize = 1 << 20
 	}
-	sl := new(memcache.ServerList)
-	if err := sl.SetServers(o.Servers...); err != nil {
+	c, err := mcclient.New(mcclient.Options{Servers: o.Servers, Timeout: o.Timeout, Conns: o.Conns})
+	if err != nil {
 		return nil, fmt.Errorf("memcached store: %w", err)
 	}
-	c := memcache.NewFromSelector(sl)
-	c.Timeout = o.Timeout
-	c.MaxIdleConns = o.MaxIdleConns
-	s := &Store{c: c, servers: sl, cas: store.NewCASSource(), maxItem: o.MaxItemSize}
-	sl.Each(func(a net.Addr) error {
-		f := flusher{addr: a.String(), c: c}
-		if len(o.Servers) > 1 {
-			one := new(memcache.ServerList)
-			one.SetServers(a.String()) // already resolved: cannot fail
-			f.c = memcache.NewFromSelector(one)
-			f.c.Timeout, f.c.MaxIdleConns = o.Timeout, 1
-		}
-		s.flushers = append(s.flushers, f)
-		return nil
-	})
-	return s, nil
+	return &Store{c: c, cas: store.NewCASSource(), maxItem: o.MaxItemSize}, nil
 }
 
 // remoteKey maps a key to the key memcached keeps (see the package doc).
 func remoteKey(key []byte) string {
-	if len(key) > 0 && len(key) <= maxKeyLength && key[0] != keyMarker && plainKey(key) {
+	if len(key) > 0 && key[0] != keyMarker && mcclient.ValidKey(string(key)) {
 		return string(key)
 	}
 	enc := base64.RawURLEncoding
-	if 1+enc.EncodedLen(len(key)) <= maxKeyLength {
-		b := make([]byte, 1, 1+enc.EncodedLen(len(key)))
+	if n := 1 + enc.EncodedLen(len(key)); n <= 250 {
+		b := make([]byte, 1, n)
 		b[0] = keyMarker
 		return string(enc.AppendEncode(b, key))
 	}
-	sum := sha256.Sum256(key)
-	return string(enc.AppendEncode([]byte{keyMarker, '#'}, sum[:]))
-}
-
-// plainKey reports whether gomemcache accepts every byte of key.
-func plainKey(key []byte) bool {
-	for _, c := range key {
-		if c <= ' ' || c == 0x7f {
-			return false
-		}
-	}
-	return true
+	return string(store.AppendDigest([]byte{keyMarker}, key))
 }
 
 // exptime converts an absolute deadline to memcached's exptime. born
@@ -222,7 +184,7 @@ func exptime(deadline, now int64) (exp int32, born bool) {
 	switch {
 	case r <= 0:
 		return -1, true
-	case r <= maxRelative:
+	case r <= store.MaxRelativeTTL:
 		return int32(r), false
 	case deadline > math.MaxInt32:
 		return math.MaxInt32, false
@@ -231,42 +193,46 @@ func exptime(deadline, now int64) (exp int32, born bool) {
 	}
 }
 
-func expired(it store.Item, now int64) bool { return it.Deadline != 0 && it.Deadline <= now }
-
-// fail turns a gomemcache error into the error Store returns.
+// fail turns a client error into the error Store returns.
 func (s *Store) fail(op, key string, err error) error {
 	switch {
-	case errors.Is(err, memcache.ErrMalformedKey):
-		// remoteKey only produces keys gomemcache accepts; kept for safety.
+	case errors.Is(err, mcclient.ErrMalformedKey):
+		// remoteKey only produces keys the protocol carries; kept for safety.
 		return &store.ClientError{Msg: "key refused by the memcached tier"}
-	case strings.Contains(err.Error(), "SERVER_ERROR object too large"):
+	case errors.Is(err, mcclient.ErrTooLarge):
 		return store.ErrTooLarge
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
 	}
 	e := &Error{Op: op, Err: err}
 	if key != "" {
-		if a, aerr := s.servers.PickServer(key); aerr == nil {
-			e.Server = a.String()
-		}
+		e.Server = s.c.Server(key)
 	}
 	return e
 }
 
-// get reads key's record. found is false on a miss. mi is memcached's item
-// (for a later CompareAndSwap); it may be set while found is false when the
-// record is expired by the caller's clock but still held by memcached.
-func (s *Store) get(key string, now int64) (it store.Item, mi *memcache.Item, found bool, err error) {
-	mi, err = s.c.Get(key)
-	if errors.Is(err, memcache.ErrCacheMiss) {
-		return store.Item{}, nil, false, nil
+// record is memcached's copy of a key as a read-modify-write saw it.
+type record struct {
+	it   store.Item
+	cas  uint64 // memcached's CAS id, for the write back
+	held bool   // memcached holds the key (maybe expired by the caller's clock)
+}
+
+// get reads key's record. found is false on a miss, or when the record is
+// expired by the caller's clock though memcached still holds it.
+func (s *Store) get(ctx context.Context, key string, now int64) (r record, found bool, err error) {
+	v, cas, err := s.c.Get(ctx, key)
+	if errors.Is(err, mcclient.ErrCacheMiss) {
+		return record{}, false, nil
 	}
 	if err != nil {
-		return store.Item{}, nil, false, s.fail("get", key, err)
+		return record{}, false, s.fail("get", key, err)
 	}
-	it, err = store.DecodeEnvelope(mi.Value)
+	it, err := store.DecodeEnvelope(v)
 	if err != nil {
-		return store.Item{}, nil, false, s.fail("get", key, err)
+		return record{}, false, s.fail("get", key, err)
 	}
-	return it, mi, !expired(it, now), nil
+	return record{it: it, cas: cas, held: true}, !store.Expired(it.Deadline, now), nil
 }
 
 // Get implements store.Store.
@@ -274,19 +240,23 @@ func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item
 	if err := ctx.Err(); err != nil {
 		return store.Item{}, err
 	}
-	it, _, found, err := s.get(remoteKey(key), now)
+	r, found, err := s.get(ctx, remoteKey(key), now)
 	if err != nil {
-		return store.Item{}, err
-	}
-	if err := ctx.Err(); err != nil {
 		return store.Item{}, err
 	}
 	if !found {
 		return store.Item{}, store.ErrNotFound
 	}
+	it := r.it
 	it.Key = key
 	it.Value = append(buf, it.Value...)
 	return it, nil
+}
+
+// MetaGet implements store.Store for the options that need no per-item
+// meta state (store.PlainMetaGet); the others are refused for now.
+func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+	return store.PlainMetaGet(ctx, s, key, buf, o, now)
 }
 
 // modify is a read-modify-write of key's record: fn gets the live record
@@ -296,20 +266,20 @@ func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item
 func (s *Store) modify(ctx context.Context, op, key string, now int64, fn func(cur *store.Item) (store.Item, error)) (store.Item, error) {
 	for try := range maxTries {
 		if try > 0 {
-			// Contenders that collided all retry at once; a short random
-			// pause (at most 0.1ms, 0.2ms, ... by try) lets one of them win.
-			time.Sleep(rand.N(time.Duration(try) * 100 * time.Microsecond))
+			if err := contention.Sleep(ctx, try-1); err != nil {
+				return store.Item{}, err
+			}
 		}
 		if err := ctx.Err(); err != nil {
 			return store.Item{}, err
 		}
-		cur, mi, found, err := s.get(key, now)
+		r, found, err := s.get(ctx, key, now)
 		if err != nil {
 			return store.Item{}, err
 		}
 		var curp *store.Item
 		if found {
-			curp = &cur
+			curp = &r.it
 		}
 		next, err := fn(curp)
 		if err != nil {
@@ -317,25 +287,21 @@ func (s *Store) modify(ctx context.Context, op, key string, now int64, fn func(c
 		}
 		exp, _ := exptime(next.Deadline, now)
 		env := store.EncodeEnvelope(nil, next)
-		if mi != nil {
+		if r.held {
 			// Also when the record read is expired by our clock: replacing
 			// memcached's copy keeps a concurrent writer's record safe.
-			mi.Value, mi.Flags, mi.Expiration = env, 0, exp
-			err = s.c.CompareAndSwap(mi)
+			op = "cas"
+			err = s.c.Store(ctx, mcclient.Set, key, env, exp, r.cas)
 		} else {
-			err = s.c.Add(&memcache.Item{Key: key, Value: env, Expiration: exp})
+			op = "add"
+			err = s.c.Store(ctx, mcclient.Add, key, env, exp, 0)
 		}
 		switch {
 		case err == nil:
 			return next, ctx.Err()
-		case errors.Is(err, memcache.ErrCASConflict), errors.Is(err, memcache.ErrNotStored), errors.Is(err, memcache.ErrCacheMiss):
+		case errors.Is(err, mcclient.ErrExists), errors.Is(err, mcclient.ErrNotStored), errors.Is(err, mcclient.ErrNotFound):
 			continue // changed, added or removed in between: look again
 		default:
-			if mi != nil {
-				op = "cas"
-			} else {
-				op = "add"
-			}
 			return store.Item{}, s.fail(op, key, err)
 		}
 	}
@@ -414,29 +380,29 @@ func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 func (s *Store) write(ctx context.Context, mode store.Mode, key string, it store.Item, now int64) (uint64, error) {
 	exp, born := exptime(it.Deadline, now)
 	cas := s.cas.Next()
-	mi := &memcache.Item{Key: key, Value: store.EncodeEnvelope(nil, store.Item{Value: it.Value, Flags: it.Flags, Deadline: it.Deadline, CAS: cas}), Expiration: exp}
+	env := store.EncodeEnvelope(nil, store.Item{Value: it.Value, Flags: it.Flags, Deadline: it.Deadline, CAS: cas})
 	var op string
 	var err error
 	switch {
 	case mode == store.Set && born:
 		// Nothing to check: the old record just goes.
-		op, err = "delete", s.c.Delete(key)
-		if errors.Is(err, memcache.ErrCacheMiss) {
+		op, err = "delete", s.c.Delete(ctx, key)
+		if errors.Is(err, mcclient.ErrNotFound) {
 			err = nil
 		}
 	case mode == store.Set:
-		op, err = "set", s.c.Set(mi)
+		op, err = "set", s.c.Store(ctx, mcclient.Set, key, env, exp, 0)
 	case mode == store.Add:
 		// Born expired, add and replace still make their check; exptime -1
 		// then leaves memcached an item nobody sees.
-		op, err = "add", s.c.Add(mi)
-		if errors.Is(err, memcache.ErrNotStored) {
+		op, err = "add", s.c.Store(ctx, mcclient.Add, key, env, exp, 0)
+		if errors.Is(err, mcclient.ErrNotStored) {
 			return s.addOverExpired(ctx, key, it, now)
 		}
 	default:
-		op, err = "replace", s.c.Replace(mi)
+		op, err = "replace", s.c.Store(ctx, mcclient.Replace, key, env, exp, 0)
 	}
-	if errors.Is(err, memcache.ErrNotStored) {
+	if errors.Is(err, mcclient.ErrNotStored) {
 		return 0, store.ErrNotStored
 	}
 	if err != nil {
@@ -458,12 +424,6 @@ func (s *Store) addOverExpired(ctx context.Context, key string, it store.Item, n
 	return next.CAS, err
 }
 
-// MetaGet implements store.Store for the options that need no per-item
-// meta state (store.PlainMetaGet); the others are refused for now.
-func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
-	return store.PlainMetaGet(ctx, s, key, buf, o, now)
-}
-
 // Delete implements store.Store; conditional and invalidating deletes are
 // refused for now.
 func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
@@ -474,9 +434,9 @@ func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, n
 		return err
 	}
 	k := remoteKey(key)
-	err := s.c.Delete(k)
+	err := s.c.Delete(ctx, k)
 	switch {
-	case errors.Is(err, memcache.ErrCacheMiss):
+	case errors.Is(err, mcclient.ErrNotFound):
 		return store.ErrNotFound
 	case err != nil:
 		return s.fail("delete", k, err)
@@ -511,13 +471,27 @@ func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now i
 // Flush implements store.Store: flush_all on every server, even when some
 // fail; the error names each one that did.
 func (s *Store) Flush(ctx context.Context) error {
+	return s.everyServer(ctx, "flush_all", s.c.FlushAll)
+}
+
+// Ping asks every server for a no-op (mn) round trip: nil when all answer.
+// A server marked down after failures is not dialed before its next retry
+// is due, so a probe in a loop follows the client's backoff.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.everyServer(ctx, "mn", s.c.Noop)
+}
+
+func (s *Store) everyServer(ctx context.Context, op string, f func(context.Context, string) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	var errs []error
-	for _, f := range s.flushers {
-		if err := f.c.FlushAll(); err != nil {
-			errs = append(errs, &Error{Op: "flush_all", Server: f.addr, Err: err})
+	for _, addr := range s.c.Servers() {
+		if err := f(ctx, addr); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			errs = append(errs, &Error{Op: op, Server: addr, Err: err})
 		}
 	}
 	if len(errs) == 1 {
@@ -529,13 +503,5 @@ func (s *Store) Flush(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Close closes the idle connections.
-func (s *Store) Close() error {
-	errs := []error{s.c.Close()}
-	for _, f := range s.flushers {
-		if f.c != s.c {
-			errs = append(errs, f.c.Close())
-		}
-	}
-	return errors.Join(errs...)
-}
+// Close closes the connections.
+func (s *Store) Close() error { return s.c.Close() }

@@ -16,8 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
-
+	"github.com/repcache/repcache/internal/mcclient"
 	"github.com/repcache/repcache/internal/store"
 	"github.com/repcache/repcache/internal/store/storetest"
 	"github.com/repcache/repcache/internal/testenv"
@@ -114,7 +113,7 @@ func TestConformance(t *testing.T) {
 	addr := testenv.Memcached(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
 		s := newStore(t, addr, testTimeout)
-		if err := s.c.FlushAll(); err != nil {
+		if err := s.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
 		return s
@@ -133,8 +132,8 @@ func TestExptime(t *testing.T) {
 		{now, -1, true},
 		{-5, -1, true},
 		{now + 1, 1, false},
-		{now + maxRelative, maxRelative, false},
-		{now + maxRelative + 1, now + maxRelative + 1, false},
+		{now + store.MaxRelativeTTL, store.MaxRelativeTTL, false},
+		{now + store.MaxRelativeTTL + 1, now + store.MaxRelativeTTL + 1, false},
 		{now + 40*86400, now + 40*86400, false},
 		{1 << 40, 1<<31 - 1, false},
 	} {
@@ -183,8 +182,8 @@ func TestRemoteKey(t *testing.T) {
 		if kind == "plain" && rk != string(c.key) {
 			t.Errorf("plain key %.40q changed to %.40q", c.key, rk)
 		}
-		if len(rk) == 0 || len(rk) > 250 || !plainKey([]byte(rk)) {
-			t.Errorf("remoteKey(%.40q) = %.60q: gomemcache would refuse it", c.key, rk)
+		if len(rk) == 0 || len(rk) > 250 || !mcclient.ValidKey(rk) {
+			t.Errorf("remoteKey(%.40q) = %.60q: the protocol cannot carry it", c.key, rk)
 		}
 		if prev, dup := seen[rk]; dup {
 			t.Errorf("keys %.40q and %.40q both map to %.60q", prev, c.key, rk)
@@ -193,7 +192,7 @@ func TestRemoteKey(t *testing.T) {
 	}
 }
 
-// Keys gomemcache would refuse are stored under their encoded form, and
+// Keys the protocol cannot carry are stored under their encoded form, and
 // nothing collides.
 func TestOddKeys(t *testing.T) {
 	s := newStore(t, testenv.Memcached(t), testTimeout)
@@ -220,7 +219,7 @@ func TestLongDeadlineInMemcached(t *testing.T) {
 	for _, c := range []struct {
 		key  string
 		life int64
-	}{{"d40", 40 * 86400}, {"d10", 10 * 86400}, {"d30", maxRelative}, {"d400", 400 * 86400}} {
+	}{{"d40", 40 * 86400}, {"d10", 10 * 86400}, {"d30", store.MaxRelativeTTL}, {"d400", 400 * 86400}} {
 		if _, err := s.Store(ctx, store.Set, store.Item{Key: []byte(c.key), Value: []byte("v"), Deadline: now + c.life}, now); err != nil {
 			t.Fatal(err)
 		}
@@ -522,9 +521,15 @@ func TestKilledServer(t *testing.T) {
 	}
 	kill(t, cmd, addr)
 	failFast(t, s, addr, timeout, func(string, error) {})
+	// By now the server is marked down: answered for at once, naming the
+	// last failure.
 	_, err := s.Get(ctx, []byte("k"), nil, 0)
-	if !errors.Is(err, syscall.ECONNREFUSED) || err.Error() != "memcached get: dial tcp "+addr+": connect: connection refused" {
-		t.Fatalf("Get = %q, want a refused dial", err)
+	if !errors.Is(err, mcclient.ErrUnavailable) || !strings.HasPrefix(err.Error(), "memcached get") || !strings.Contains(err.Error(), addr) ||
+		!strings.Contains(err.Error(), "memcached server marked down (last error: ") {
+		t.Fatalf("Get = %q, want the server marked down", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, mcclient.ErrUnavailable) {
+		t.Fatalf("Ping = %v", err)
 	}
 }
 
@@ -560,9 +565,8 @@ func TestHungServer(t *testing.T) {
 	})
 	failFast(t, s, addr, timeout, func(name string, err error) {
 		var ne net.Error
-		var cte *memcache.ConnectTimeoutError
-		if !(errors.As(err, &ne) && ne.Timeout()) && !errors.As(err, &cte) {
-			t.Errorf("%s: %v; want a timeout", name, err)
+		if !(errors.As(err, &ne) && ne.Timeout()) && !errors.Is(err, mcclient.ErrUnavailable) {
+			t.Errorf("%s: %v; want a timeout or the server marked down after timeouts", name, err)
 		}
 	})
 	// Once memcached runs again, so does the store. (It then also runs the
@@ -600,8 +604,8 @@ func TestNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if s.c.Timeout != defaultTimeout || s.c.MaxIdleConns != defaultMaxIdleConns || s.maxItem != 1<<20 {
-		t.Fatalf("defaults: timeout %v, idle %d, max item %d", s.c.Timeout, s.c.MaxIdleConns, s.maxItem)
+	if s.maxItem != 1<<20 {
+		t.Fatalf("default max item %d", s.maxItem)
 	}
 	_, err = s.Get(ctx, []byte("k"), nil, 0)
 	if got, want := fmt.Sprint(err), "memcached get: dial tcp 127.0.0.1:1: connect: connection refused"; got != want {
@@ -625,8 +629,7 @@ func TestPool(t *testing.T) {
 		if _, err := s.Store(ctx, store.Set, store.Item{Key: []byte(k), Value: []byte("v")}, 0); err != nil {
 			t.Fatal(err)
 		}
-		a, _ := s.servers.PickServer(k)
-		on[a.String()]++
+		on[s.c.Server(k)]++
 	}
 	if on[addr1] == 0 || on[addr2] == 0 {
 		t.Fatalf("keys per server: %v", on)
@@ -639,11 +642,44 @@ func TestPool(t *testing.T) {
 	}
 	for i := range 20 {
 		k := fmt.Sprint("k", i)
-		if a, _ := s.servers.PickServer(k); a.String() != addr1 {
+		if s.c.Server(k) != addr1 {
 			continue
 		}
 		if _, err := s.Get(ctx, []byte(k), nil, 0); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("%s on the live server after Flush: %v", k, err)
+		}
+	}
+}
+
+// Ping answers for every server: nil while all answer, an error naming the
+// server while one is down, nil again once it is back (the readiness probe
+// needs no client traffic to notice either change).
+func TestPing(t *testing.T) {
+	addr1 := testenv.Memcached(t)
+	addr2, cmd2 := startMemcached(t)
+	s, err := New(Options{Servers: []string{addr1, addr2}, Timeout: testTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kill(t, cmd2, addr2)
+	err = s.Ping(ctx)
+	var me *Error
+	if !errors.As(err, &me) || me.Server != addr2 || me.Op != "mn" {
+		t.Fatalf("Ping with %s killed = %v", addr2, err)
+	}
+	_, port, _ := net.SplitHostPort(addr2)
+	args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-t", "1"}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "root")
+	}
+	testenv.Start(t, testenv.LookPath(t, "memcached", "memcached"), args, addr2)
+	for deadline := time.Now().Add(20 * time.Second); s.Ping(ctx) != nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Ping after the restart: %v", s.Ping(ctx))
 		}
 	}
 }

@@ -19,7 +19,7 @@ type View struct {
 }
 
 // Live holds the policy in force; a reload swaps it atomically, and every
-// Store made from the Live sees the new one from its next request on.
+// Layer made from the Live sees the new one from its next request on.
 type Live struct{ p atomic.Pointer[Policy] }
 
 // NewLive returns a holder of p.
@@ -32,13 +32,8 @@ func NewLive(p *Policy) *Live {
 // Load is the policy in force.
 func (l *Live) Load() *Policy { return l.p.Load() }
 
-// Swap puts p in force; it takes over the old policy's metrics.
-func (l *Live) Swap(p *Policy) {
-	if old := l.p.Load(); old != nil && old.metrics != nil && p.metrics == nil {
-		p.adoptMetrics(old.metrics)
-	}
-	l.p.Store(p)
-}
+// Swap puts p in force.
+func (l *Live) Swap(p *Policy) { l.p.Store(p) }
 
 // TierRule is the tier rule of the policy in force (see Policy.TierRule).
 func (l *Live) TierRule(key []byte) tiered.Rule { return l.Load().TierRule(key) }
@@ -51,9 +46,12 @@ func (l *Live) MapName(key []byte) string {
 	return ""
 }
 
-// Store applies the policy in force and a View in front of the next store.
-// It implements store.Store and store.KeyLimiter.
-type Store struct {
+// Layer is the policy layer of one listener: every request passes through
+// it on its way to storage, which it is not. It applies the policy in force
+// and the listener's View in front of the next store (the tiers), and
+// implements store.Store and store.KeyLimiter so the protocol layer can
+// call it as it would call a store.
+type Layer struct {
 	live *Live
 	v    View
 	next store.Store
@@ -61,26 +59,23 @@ type Store struct {
 }
 
 var (
-	_ store.Store      = (*Store)(nil)
-	_ store.KeyLimiter = (*Store)(nil)
-	_ store.Classifier = (*Store)(nil)
+	_ store.Store      = (*Layer)(nil)
+	_ store.KeyLimiter = (*Layer)(nil)
+	_ store.Classifier = (*Layer)(nil)
 )
 
 // MapOf implements store.Classifier: the name of key's map, or "".
-func (s *Store) MapOf(key []byte) string { return s.live.MapName(key) }
+func (s *Layer) MapOf(key []byte) string { return s.live.MapName(key) }
 
-// Wrap returns a Store serving next under the policy in force, as seen
+// Layer returns the layer serving next under the policy in force, as seen
 // through v.
-func (l *Live) Wrap(next store.Store, v View) *Store {
-	return &Store{live: l, v: v, next: next, bufs: sync.Pool{New: func() any { b := make([]byte, 0, 64); return &b }}}
+func (l *Live) Layer(next store.Store, v View) *Layer {
+	return &Layer{live: l, v: v, next: next, bufs: sync.Pool{New: func() any { b := make([]byte, 0, 64); return &b }}}
 }
-
-// Wrap returns a Store serving next under p alone (no reloads).
-func (p *Policy) Wrap(next store.Store, v View) *Store { return NewLive(p).Wrap(next, v) }
 
 // MaxKeyLength implements store.KeyLimiter: keys of a map may be as long as
 // the map allows.
-func (s *Store) MaxKeyLength(key []byte) int {
+func (s *Layer) MaxKeyLength(key []byte) int {
 	p := s.live.Load()
 	if m := p.Lookup(key); m != nil {
 		return m.MaxKeyLength
@@ -91,7 +86,7 @@ func (s *Store) MaxKeyLength(key []byte) int {
 // route finds key's map, the one prefix scan of the request, tells the
 // layers below through ctx's request carrier, and checks the view; write
 // says whether the request changes data.
-func (s *Store) route(ctx context.Context, key []byte, write bool) (*Map, *Policy, error) {
+func (s *Layer) route(ctx context.Context, key []byte, write bool) (*Map, *Policy, error) {
 	p := s.live.Load()
 	m := p.Lookup(key)
 	if r := store.RequestFrom(ctx); r != nil {
@@ -118,7 +113,7 @@ func isCleanup(m *Map, key []byte) bool {
 	return len(key) == len(m.Prefix)+len(CleanupKey) && string(key[len(m.Prefix):]) == CleanupKey
 }
 
-func (s *Store) key(p *Policy, m *Map, key []byte) ([]byte, func()) {
+func (s *Layer) key(p *Policy, m *Map, key []byte) ([]byte, func()) {
 	if m == nil || len(key) <= p.storeKeyLimit {
 		return key, func() {}
 	}
@@ -128,7 +123,7 @@ func (s *Store) key(p *Policy, m *Map, key []byte) ([]byte, func()) {
 }
 
 // Get implements store.Store.
-func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
+func (s *Layer) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
 	m, p, err := s.route(ctx, key, false)
 	if err != nil {
 		return store.Item{}, err
@@ -145,13 +140,18 @@ func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item
 // Touch implements store.Store. On maps that derive lifetimes the client's
 // exptime is ignored (client_ttl: ignore) or may only shorten the record
 // (client_ttl: cap).
-func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
+func (s *Layer) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
 	m, p, err := s.route(ctx, key, true)
 	if err != nil {
 		return store.Item{}, err
 	}
 	k, done := s.key(p, m, key)
 	defer done()
+	return s.touch(ctx, m, key, k, deadline, buf, now)
+}
+
+// touch applies the map's client_ttl rule to a touch of key, stored as k.
+func (s *Layer) touch(ctx context.Context, m *Map, key, k []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
 	if m == nil || m.Rule.Kind == ttl.Passthrough || isCleanup(m, key) {
 		return s.next.Touch(ctx, k, deadline, buf, now)
 	}
@@ -163,7 +163,7 @@ func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 }
 
 // Store implements store.Store: the record's value decides its lifetime.
-func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
+func (s *Layer) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
 	m, p, err := s.route(ctx, it.Key, true)
 	if err != nil {
 		return 0, err
@@ -191,9 +191,9 @@ func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 
 // MetaGet implements store.Store. A meta get that writes (touch, vivify)
 // is routed as a write; on maps that derive lifetimes the touch follows
-// Touch's rules (a second call) and vivifying, which would store an empty
+// Touch's rules (a second call below, on the map already resolved) and vivifying, which would store an empty
 // record, is refused on typed maps.
-func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
+func (s *Layer) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
 	m, p, err := s.route(ctx, key, o.Touch || o.Vivify)
 	if err != nil {
 		return store.Item{}, store.MetaState{}, err
@@ -213,13 +213,13 @@ func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOpt
 		p.observeRead(m, it.Value, now)
 	}
 	if err == nil && touch {
-		_, err = s.Touch(ctx, key, o.Deadline, nil, now)
+		_, err = s.touch(ctx, m, key, k, o.Deadline, nil, now)
 	}
 	return it, st, err
 }
 
 // Delete implements store.Store.
-func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
+func (s *Layer) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
 	m, p, err := s.route(ctx, key, true)
 	if err != nil {
 		return err
@@ -230,7 +230,7 @@ func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, n
 }
 
 // Incr implements store.Store; records of typed maps are not counters.
-func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
+func (s *Layer) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
 	m, p, err := s.route(ctx, key, true)
 	if err != nil {
 		return store.Counter{}, err
@@ -245,7 +245,7 @@ func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now i
 
 // Flush implements store.Store. It empties every map, so only a listener
 // that may write to all of them may flush.
-func (s *Store) Flush(ctx context.Context) error {
+func (s *Layer) Flush(ctx context.Context) error {
 	if s.v.ReadOnly {
 		return &store.ClientError{Msg: "this listener is read-only"}
 	}
@@ -256,10 +256,10 @@ func (s *Store) Flush(ctx context.Context) error {
 }
 
 // Close implements store.Store; the next store belongs to the caller.
-func (s *Store) Close() error { return nil }
+func (s *Layer) Close() error { return nil }
 
 // Stats passes the next store's statistics through.
-func (s *Store) Stats() store.Stats {
+func (s *Layer) Stats() store.Stats {
 	if r, ok := s.next.(store.StatsReporter); ok {
 		return r.Stats()
 	}
