@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/repcache/repcache/internal/guard"
 	"github.com/repcache/repcache/internal/store"
 	"github.com/repcache/repcache/internal/store/memory"
 	"github.com/repcache/repcache/internal/store/storetest"
@@ -232,29 +231,6 @@ func (c *counting) Get(ctx context.Context, key, buf []byte, now int64) (store.I
 	return c.inner.Get(ctx, key, buf, now)
 }
 
-func TestGuardCutsOffAHungBackend(t *testing.T) {
-	hung := &counting{inner: mem(t), gate: make(chan struct{})}
-	defer close(hung.gate)
-	g := guard.New("hung", hung, guard.Options{Timeout: 50 * time.Millisecond, FailuresToOpen: 2, OpenFor: time.Hour})
-	for i := 0; i < 2; i++ {
-		start := time.Now()
-		if _, err := g.Get(context.Background(), []byte("k"), nil, now); err == nil {
-			t.Fatal("hung backend answered")
-		}
-		if d := time.Since(start); d > time.Second {
-			t.Fatalf("call took %v with a 50ms timeout", d)
-		}
-	}
-	if g.Ready() == nil {
-		t.Fatal("breaker still closed after 2 timeouts")
-	}
-	if _, err := g.Get(context.Background(), []byte("k"), nil, now); !errors.Is(err, guard.ErrUnavailable) {
-		t.Fatalf("open breaker: %v", err)
-	}
-	if hung.gets.Load() != 2 {
-		t.Fatalf("open breaker still called the backend (%d calls)", hung.gets.Load())
-	}
-}
 
 // route is a Store serving every request under one route, as the policy
 // layer sets it in the request carrier.
