@@ -231,7 +231,6 @@ func (c *counting) Get(ctx context.Context, key, buf []byte, now int64) (store.I
 	return c.inner.Get(ctx, key, buf, now)
 }
 
-
 // route is a Store serving every request under one route, as the policy
 // layer sets it in the request carrier.
 type route struct {
