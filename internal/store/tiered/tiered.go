@@ -111,19 +111,21 @@ type Counters struct {
 
 // Store implements store.Store over a cache and an optional backup.
 type Store struct {
-	metrics       *metrics
-	cache, backup store.Store
-	o             Options
-	sf            singleflight.Group
-	q             *queue
-	inv           *invalidations
-	gen           atomic.Uint64 // the cache generation in force (0: keys as they are)
-	cacheUp       atomic.Bool   // the last cache probe answered
-	applyMu       sync.Mutex    // applying a batch vs flushing the backup
-	flushGen      atomic.Uint64 // writes queued before a flush_all are superseded by it
-	stopProbe     context.CancelFunc
-	probeDone     chan struct{}
-	Counts        Counters
+	metrics         *metrics
+	cache, backup   store.Store
+	o               Options
+	sf              singleflight.Group
+	q               *queue
+	inv             *invalidations
+	gen             atomic.Uint64 // the cache generation in force (0: keys as they are)
+	cacheUp         atomic.Bool   // the last cache probe answered
+	applyMu         sync.Mutex    // applying a batch vs flushing the backup
+	flushGen        atomic.Uint64 // writes queued before a flush_all are superseded by it
+	degrading       atomic.Bool   // in a degrade episode (sync backup writes failing)
+	degradedAtStart atomic.Uint64
+	stopProbe       context.CancelFunc
+	probeDone       chan struct{}
+	Counts          Counters
 }
 
 var _ store.Store = (*Store)(nil)
@@ -410,14 +412,34 @@ func (s *Store) replicate(ctx context.Context, r store.Route, op store.Op, now i
 	}
 	s.backupWrite("sync", !failed(err), 1)
 	if !failed(err) {
+		s.degradeEnded()
 		return nil
 	}
 	s.Counts.BackupErrors.Add(1)
 	if r.FailOnBackupError {
 		return err
 	}
-	s.Counts.DegradedWrites.Add(1)
+	s.degraded(err)
 	return nil
+}
+
+// degraded counts a sync backup write let through without the backup, and
+// logs the start of a degrade episode (once, not per write).
+func (s *Store) degraded(err error) {
+	s.Counts.DegradedWrites.Add(1)
+	if s.degrading.CompareAndSwap(false, true) {
+		s.degradedAtStart.Store(s.Counts.DegradedWrites.Load() - 1)
+		s.o.Logger.Error("sync backup writes failing: acknowledged from the cache alone (on_backup_error: degrade) until the backup takes them again",
+			"err", detail(err))
+	}
+}
+
+// degradeEnded logs the end of a degrade episode at the first sync backup
+// write that succeeds again.
+func (s *Store) degradeEnded() {
+	if s.degrading.Load() && s.degrading.CompareAndSwap(true, false) {
+		s.o.Logger.Warn("sync backup writes succeed again", "degraded_writes", s.Counts.DegradedWrites.Load()-s.degradedAtStart.Load())
+	}
 }
 
 // Delete implements store.Store: both tiers forget the key. Conditional
@@ -459,9 +481,10 @@ func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, n
 		if r.FailOnBackupError {
 			return berr
 		}
-		s.Counts.DegradedWrites.Add(1)
+		s.degraded(berr)
 		return err
 	}
+	s.degradeEnded()
 	if errors.Is(err, store.ErrNotFound) {
 		return berr // found in the backup only: still deleted
 	}
