@@ -15,8 +15,8 @@
 #   docker run ... repcache:dev --config=/etc/repcache/repcache.yaml
 # as the Helm chart does; the file then decides every address.
 #
-# The build is tested by parsing only (helm/dockerfile_test.go): CI
-# machines without a Docker engine cannot run it.
+# The test command builds this file unchanged with podman and runs the
+# image (scripts/containers.sh, containers/image_test.go).
 
 ARG GO_VERSION=1.26
 
@@ -58,8 +58,8 @@ USER 65532:65532
 EXPOSE 11211 9150
 # No HEALTHCHECK: Kubernetes ignores it and probes /livez and /readyz on the
 # admin port itself (the Helm chart's startup, liveness and readiness
-# probes), and the image has no shell or HTTP client to run one with. Under
-# Docker Compose (examples/compose), Prometheus's up{job="repcache"} and the
-# RepcacheDown alert watch it.
+# probes), and the image has no shell or HTTP client to run one with;
+# elsewhere Prometheus's up{job="repcache"} and the RepcacheDown alert watch
+# it.
 ENTRYPOINT ["/repcache"]
 CMD ["--listen=0.0.0.0:11211", "--admin.listen=0.0.0.0:9150"]

@@ -597,7 +597,7 @@ func checkConfig(t *testing.T, objs []object, probed map[string]string) {
 
 	// What the chart tells Postfix, against the binary. The chart names the
 	// address Postfix reaches repcache by; give the binary that address.
-	addr := regexp.MustCompile(`(?m)^memcache = inet:(\S+)$`).FindStringSubmatch(probed["postfixConfig"])
+	addr := regexp.MustCompile(`(?m)^memcache = (?:inet:)?(\S+)$`).FindStringSubmatch(probed["postfixConfig"])
 	tableDir := regexp.MustCompile(`(?m)^postscreen_cache_map = memcache:(\S+)/repcache-[^/]+\.cf$`).FindStringSubmatch(probed["postfixConfig"])
 	if addr == nil || tableDir == nil {
 		t.Fatalf("the chart's Postfix settings name no memcache address or table:\n%s", probed["postfixConfig"])

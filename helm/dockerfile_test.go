@@ -237,7 +237,7 @@ func TestDockerignore(t *testing.T) {
 		}
 	}
 	for _, p := range []string{".git/config", ".cache/tools/bin/helm", "bin/repcache", "helm/repcache/Chart.yaml",
-		"docs/deploy.md", "examples/compose/docker-compose.yaml", "internal/config/config_test.go",
+		"docs/deploy.md", "containers/podman_test.go", "internal/config/config_test.go",
 		"internal/config/testdata/valid/x.yaml", "Dockerfile", ".env"} {
 		if !excluded(p) {
 			t.Errorf(".dockerignore lets %s into the build context", p)

@@ -45,6 +45,7 @@ fuzz() { # package target executions
   return "${PIPESTATUS[0]}"
 }
 fuzz ./internal/protocol FuzzSession 300000
+fuzz ./internal/protocol FuzzSessionSplit 100000
 fuzz ./internal/config FuzzLoadYAML 20000
 fuzz ./internal/ttl FuzzParsePostscreen 1000000
 fuzz ./internal/ttl FuzzParseVerify 1000000
@@ -55,3 +56,6 @@ go test -race -count=1 -timeout 10m ./...
 
 step "Helm chart, Dockerfile and packaging (helm/; tools from the Go module proxy, cached)"
 scripts/helm-tools.sh >/dev/null && (cd helm && go vet ./... && go test -count=1 ./...)
+
+step "container image and pods under podman (scripts/containers.sh: image, sidecar pod, two MX on one cache)"
+scripts/containers.sh

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,7 +38,10 @@ func build(cfg *config.Config, pm *policy.Metrics, log *slog.Logger, reg prometh
 		a.listeners = append(a.listeners, listenerSpec{addr: addr})
 	}
 	for _, l := range cfg.Listeners {
-		v := policy.View{ReadOnly: l.ReadOnly}
+		v := policy.View{ReadOnly: l.ReadOnly, Bound: l.Map}
+		if l.Map != "" {
+			v.Maps = map[string]bool{l.Map: true}
+		}
 		if len(l.Maps) > 0 {
 			v.Maps = map[string]bool{}
 			for _, n := range l.Maps {
@@ -58,7 +60,7 @@ func build(cfg *config.Config, pm *policy.Metrics, log *slog.Logger, reg prometh
 // check builds cfg as serving would and releases what it built: the error
 // is what serving would refuse to start with.
 func check(cfg *config.Config) error {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := slog.New(slog.DiscardHandler)
 	a, err := build(cfg, nil, quiet, prometheus.NewRegistry())
 	if err != nil {
 		return err

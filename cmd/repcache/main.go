@@ -40,7 +40,7 @@ const usage = `repcache: a memcache-protocol cache for Postfix postscreen and ve
 Usage:
   repcache [flags]                       serve (defaults: 127.0.0.1:11211, embedded store)
   repcache check-config --config FILE    validate a configuration and exit
-  repcache postfix-config [--config FILE] [--table-dir DIR]
+  repcache postfix-config [--config FILE] [--table-dir DIR] [--key-digest]
                                          print the main.cf lines and memcache table
                                          files that point Postfix at repcache
   repcache inspect [--addr HOST:PORT] KEY
@@ -72,11 +72,12 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	config.Flags(fs)
-	tableDir := "/etc/postfix"
+	tableDir, keyDigest := "/etc/postfix", false
 	var op opArgs
 	switch cmd {
 	case "postfix-config":
 		fs.StringVar(&tableDir, "table-dir", tableDir, "directory where the memcache table files will live")
+		fs.BoolVar(&keyDigest, "key-digest", false, "tables for Postfix 3.11+ key_digest: one listener bound to each map (listeners[].map)")
 	case "inspect", "import":
 		fs.StringVar(&op.addr, "addr", "", "repcache's address (default: the first TCP listen address)")
 		fs.StringVar(&op.mapName, "map", "", "the map the record(s) belong to")
@@ -115,7 +116,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "configuration OK")
 		return 0
 	case "postfix-config":
-		if err := postfixconf.Render(stdout, cfg, postfixconf.Options{TableDir: tableDir}); err != nil {
+		if err := postfixconf.Render(stdout, cfg, postfixconf.Options{TableDir: tableDir, KeyDigest: keyDigest}); err != nil {
 			fmt.Fprintf(stderr, "repcache: %v\n", err)
 			return 1
 		}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -218,4 +220,94 @@ func TestPostfixEndToEnd(t *testing.T) {
 			t.Fatal("postscreen did not write its record after the restart")
 		}
 	})
+}
+
+// digestClient sends keys as Postfix 3.11+ does with key_digest = sha256
+// in its memcache table (dict_memcache.c): key_format is applied first,
+// then the whole key, prefix included, is hashed and sent as lowercase
+// hex. Debian's Postfix 3.7 cannot do this, so the test speaks for it,
+// with the commands Postfix's client sends (set with the table's ttl, get).
+type digestClient struct {
+	*mc
+	format string // the table's key_format
+}
+
+func (d digestClient) key(lookup string) string {
+	sum := sha256.Sum256([]byte(strings.Replace(d.format, "%s", lookup, 1)))
+	return hex.EncodeToString(sum[:])
+}
+
+func (d digestClient) set(lookup, value string) {
+	d.t.Helper()
+	if l := d.line(fmt.Sprintf("set %s 0 3600 %d\r\n%s\r\n", d.key(lookup), len(value), value)); l != "STORED" {
+		d.t.Fatalf("set %s (%s): %s", lookup, d.key(lookup), l)
+	}
+}
+
+func TestKeyDigestClientsGetTheirMapsLifetimes(t *testing.T) {
+	dir := t.TempDir()
+	ports := [3]int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)}
+	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
+	cfg := path.Join(dir, "repcache.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: [%q]
+admin: {listen: ""}
+listeners:
+  - {address: %q, map: postscreen}
+  - {address: %q, map: verify}
+`, addr(0), addr(1), addr(2))), 0o644)
+
+	// postfix-config --key-digest points each table at its map's listener.
+	out, err := exec.Command(binary, "postfix-config", "--key-digest", "--config", cfg, "--table-dir", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("postfix-config --key-digest: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"repcache-postscreen.cf ----\n# repcache's listener bound to map postscreen: every key sent here is a record of that map.\nmemcache = inet:" + addr(1) + "\n",
+		"repcache-verify.cf ----\n# repcache's listener bound to map verify: every key sent here is a record of that map.\nmemcache = inet:" + addr(2) + "\n",
+		"\nkey_digest = sha256\n",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("postfix-config --key-digest lacks %q:\n%s", want, out)
+		}
+	}
+
+	p := start(t, nil, "--config", cfg)
+	for i := range ports {
+		p.waitListening(t, addr(i))
+	}
+	now := time.Now().Unix()
+	ps := digestClient{dialMC(t, addr(1)), "postscreen:%s"}
+	pass := now + 86400
+	ps.set("192.0.2.1", fmt.Sprintf("%d;1;1;1;1", pass))
+	vf := digestClient{dialMC(t, addr(2)), "verify:%s"}
+	vf.set("nosuchuser@test.example", fmt.Sprintf("2:0:%d:unknown user", now))
+
+	// Each record got its map's lifetime, not the table's ttl of 3600.
+	_, ttl, ok := ps.record(ps.key("192.0.2.1"))
+	if !ok {
+		t.Fatal("postscreen record not found through its listener")
+	}
+	within(t, "postscreen (latest pass + 7d)", ttl, pass+7*86400-time.Now().Unix())
+	_, ttl, ok = vf.record(vf.key("nosuchuser@test.example"))
+	if !ok {
+		t.Fatal("verify record not found through its listener")
+	}
+	within(t, "verify bounce (updated + 3d)", ttl, now+3*86400-time.Now().Unix())
+
+	// A verify listener refuses a postscreen record: the map is the
+	// listener's, whatever the key looks like.
+	if l := vf.line(fmt.Sprintf("set %s 0 3600 18\r\n%d;1;1;1;1\r\n", vf.key("192.0.2.9"), pass)); !strings.HasPrefix(l, "CLIENT_ERROR map verify") {
+		t.Errorf("a postscreen record on the verify listener: %q", l)
+	}
+	// On the unbound listener the same hex key is outside every map and
+	// keeps memcached semantics (the table's ttl): what happened before.
+	plain := dialMC(t, addr(0))
+	hexKey := ps.key("192.0.2.1")
+	if _, _, ok := plain.record(hexKey); ok {
+		t.Error("the bound record is visible under its bare digest on the unbound listener")
+	}
+	rec := fmt.Sprintf("%d;1;1;1;1", pass)
+	plain.line(fmt.Sprintf("set %s 0 3600 %d\r\n%s\r\n", hexKey, len(rec), rec))
+	_, ttl, _ = plain.record(hexKey)
+	within(t, "unbound digest key (unknown_keys)", ttl, 3600)
 }

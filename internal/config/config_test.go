@@ -68,7 +68,7 @@ func TestDefaults(t *testing.T) {
 		},
 		Log: LogConfig{Level: "info", Format: "text"},
 		Maps: []MapConfig{
-			{Name: "postscreen", Prefix: "postscreen:", Kind: "postscreen", Retention: 7 * 24 * time.Hour,
+			{Name: "postscreen", Prefix: "postscreen:", Kind: "postscreen", Retention: 7 * 24 * time.Hour, RetentionRule: "latest_pass",
 				MinTTL: time.Hour, MaxTTL: 90 * 24 * time.Hour, ClientTTL: "ignore", MaxKeyLength: 1024, Backup: "async", OnBackupError: "degrade"},
 			{Name: "verify", Prefix: "verify:", Kind: "verify", PositiveExpire: 31 * 24 * time.Hour, NegativeExpire: 3 * 24 * time.Hour,
 				MinTTL: time.Hour, MaxTTL: 90 * 24 * time.Hour, ClientTTL: "ignore", MaxKeyLength: 1024, Backup: "async", OnBackupError: "degrade"},
@@ -145,8 +145,6 @@ func TestLoadValid(t *testing.T) {
 
 // invalidCases maps each file in testdata/invalid to Load's exact error.
 var invalidCases = map[string]string{
-	"queue_bytes_too_small":               `config: backup.queue_bytes: 512B is below the minimum of 1KiB`,
-	"missed_writes_limit_zero":            `config: cache.missed_writes_limit: 0 is below the minimum of 1`,
 	"memcached_without_servers":           `config: cache.memcached.servers: must list at least one address when cache.backend is memcached`,
 	"memcached_bad_server":                `config: cache.memcached.servers: "localhost" is not host:port (missing or malformed port)`,
 	"redis_without_addrs":                 `config: backup.redis.addrs: must list at least one address when backup.backend is redis`,
@@ -166,12 +164,15 @@ var invalidCases = map[string]string{
 	"map_fixed_without_ttl":               `config: maps[0] (grey): ttl must be above 0 for a fixed map`,
 	"map_min_over_max":                    `config: maps[0] (ps): min_ttl 2h0m0s is above max_ttl 1h0m0s`,
 	"map_integer_duration":                `config: maps[0] (vf).positive_expire: expected a duration such as "30s" or "5m", got integer 31`,
+	"map_bad_retention_rule":              `config: maps[0] (ps): unknown retention_rule "all_tests": want latest_pass or first_expired`,
 	"map_bad_client_ttl":                  `config: maps[0] (vf): unknown client_ttl "honour": want ignore or cap`,
 	"map_prefix_whitespace":               `config: maps[0] (vf).prefix: "vf :" contains white space, which memcache keys cannot`,
 	"map_key_length_below_limit":          `config: maps[0] (vf).max_key_length: 100 is outside limits.max_key_length (250)..65535`,
 	"maps_not_list":                       `config: maps: expected a list of mappings, got string "postscreen"`,
 	"listener_unknown_map":                `config: listeners[0].maps: "greylist" is not the name of a configured map`,
 	"listener_duplicate_address":          `config: listeners[0].address: "127.0.0.1:11211" is already listed (in listen or listeners)`,
+	"listener_bound_unknown_map":          `config: listeners[0].map: "greylist" is not the name of a configured map`,
+	"listener_bound_and_maps":             `config: listeners[0].map: a listener bound to map postscreen serves only that map: leave maps out`,
 	"listener_unknown_field":              `config: listeners[0]: unknown field "readonly"`,
 	"unknown_keys_bad":                    `config: unknown_keys: "drop" is not one of allow, reject`,
 	"unknown_top_level":                   `config: unknown field "listne"`,
@@ -205,6 +206,8 @@ var invalidCases = map[string]string{
 	"relative_unix_listen":                `config: listen: "unix:repcache.sock" is neither host:port nor unix:/path (socket path must be absolute)`,
 	"duplicate_listen":                    `config: listen: "127.0.0.1:11211" is listed twice`,
 	"bad_admin_listen":                    `config: admin.listen: "unix:/run/repcache/admin.sock" is not host:port (unix sockets are not supported here); use "" to disable`,
+	"queue_bytes_too_small":               `config: backup.queue_bytes: 512B is below the minimum of 1KiB`,
+	"missed_writes_limit_zero":            `config: cache.missed_writes_limit: 0 is below the minimum of 1`,
 }
 
 func TestLoadInvalid(t *testing.T) {

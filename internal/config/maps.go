@@ -25,6 +25,11 @@ type MapConfig struct {
 	Kind string `koanf:"kind"`
 	// Retention is postscreen_cache_retention_time (postscreen; default 7d).
 	Retention time.Duration `koanf:"retention"`
+	// RetentionRule is when a postscreen record's retention runs out:
+	// latest_pass (default: its latest passed test + retention) or
+	// first_expired (Postfix's psc_cache_validator code: its first enabled
+	// test's stamp + retention). See ttl.RetentionRule.
+	RetentionRule string `koanf:"retention_rule"`
 	// PositiveExpire is address_verify_positive_expire_time (verify; default 31d).
 	PositiveExpire time.Duration `koanf:"positive_expire"`
 	// NegativeExpire is address_verify_negative_expire_time (verify; default 3d).
@@ -55,7 +60,7 @@ func (m MapConfig) Rule() ttl.Rule {
 	return ttl.Rule{
 		Kind: ttl.Kind(m.Kind), Retention: m.Retention, PositiveExpire: m.PositiveExpire,
 		NegativeExpire: m.NegativeExpire, TTL: m.TTL, MinTTL: m.MinTTL, MaxTTL: m.MaxTTL,
-		ClientTTL: ttl.ClientTTL(m.ClientTTL),
+		ClientTTL: ttl.ClientTTL(m.ClientTTL), RetentionRule: ttl.RetentionRule(m.RetentionRule),
 	}
 }
 
@@ -82,6 +87,10 @@ type ListenerConfig struct {
 	Maps []string `koanf:"maps"`
 	// ReadOnly refuses every write.
 	ReadOnly bool `koanf:"read_only"`
+	// Map binds the listener to one map: every key that arrives on it
+	// belongs to that map, whatever it looks like (for Postfix 3.11+
+	// tables with key_digest, whose keys are hashes). Exclusive with Maps.
+	Map string `koanf:"map"`
 }
 
 const defaultMapKeyLength = 1024
@@ -91,8 +100,8 @@ func mapDefaults(k ttl.Kind) MapConfig {
 	r := ttl.Defaults(k)
 	return MapConfig{
 		Kind: string(k), Retention: r.Retention, PositiveExpire: r.PositiveExpire, NegativeExpire: r.NegativeExpire,
-		TTL: r.TTL, MinTTL: r.MinTTL, MaxTTL: r.MaxTTL, ClientTTL: string(r.ClientTTL), MaxKeyLength: defaultMapKeyLength,
-		Backup: "async", OnBackupError: "degrade",
+		TTL: r.TTL, MinTTL: r.MinTTL, MaxTTL: r.MaxTTL, ClientTTL: string(r.ClientTTL), RetentionRule: string(r.RetentionRule),
+		MaxKeyLength: defaultMapKeyLength, Backup: "async", OnBackupError: "degrade",
 	}
 }
 
@@ -278,6 +287,12 @@ func validateMaps(c *Config) []fieldError {
 			if !names[n] {
 				add(at+".maps", "%q is not the name of a configured map", n)
 			}
+		}
+		switch {
+		case l.Map != "" && len(l.Maps) > 0:
+			add(at+".map", "a listener bound to map %s serves only that map: leave maps out", l.Map)
+		case l.Map != "" && !names[l.Map]:
+			add(at+".map", "%q is not the name of a configured map", l.Map)
 		}
 	}
 	return errs

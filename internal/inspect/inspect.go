@@ -38,7 +38,6 @@ func Describe(rec Record, now time.Time) (string, error) {
 			return "", err
 		}
 		fmt.Fprintf(&b, "postscreen record %s%s\n", rec.Key, where)
-		latest := uint64(0)
 		for i, stamp := range r.Stamps {
 			name := strings.ToLower(ttl.PostscreenTests[i])
 			switch {
@@ -53,12 +52,17 @@ func Describe(rec Record, now time.Time) (string, error) {
 			default:
 				fmt.Fprintf(&b, "  %-13s passed, expired %s (%s ago): postscreen runs it again\n", name, at(int64(stamp)), words(now.Unix()-int64(stamp)))
 			}
-			if stamp > 1 && stamp > latest {
-				latest = stamp
-			}
 		}
-		if latest > 0 {
-			fmt.Fprintf(&b, "  Postfix keeps the record until its latest pass + %s retention: %s\n", words(int64(rec.Rule.Retention.Seconds())), at(int64(latest)+int64(rec.Rule.Retention.Seconds())))
+		// What Postfix's own cleanup (psc_cache_validator's code) would do,
+		// whatever rule the map applies.
+		postfix := rec.Rule
+		postfix.RetentionRule, postfix.MinTTL, postfix.MaxTTL, postfix.ClientTTL = ttl.FirstExpired, 0, 0, ttl.Ignore
+		if r.Stamps == [5]uint64{ttl.StampDisabled, ttl.StampDisabled, ttl.StampDisabled, ttl.StampDisabled, ttl.StampDisabled} {
+			b.WriteString("  Postfix's cleanup keeps it: no test was enabled when it was written\n")
+		} else if d, keep, err := postfix.Deadline(rec.Value, 0, now.Unix()); err == nil && keep {
+			fmt.Fprintf(&b, "  Postfix's cleanup would drop it at %s (its first enabled test's stamp + %s retention)\n", at(d), words(int64(rec.Rule.Retention.Seconds())))
+		} else if err == nil {
+			b.WriteString("  Postfix's cleanup would drop it at its next run (an enabled test is past retention or never passed)\n")
 		}
 	case ttl.Verify:
 		r, err := ttl.ParseVerify(rec.Value)

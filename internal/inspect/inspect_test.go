@@ -24,6 +24,8 @@ func TestPostscreen(t *testing.T) {
 		"non_smtp      disabled when the record was written",
 		"bare_newline  not in the record",
 		"repcache keeps it for 8d more",
+		// dnsbl is enabled and never passed: Postfix's own cleanup code drops it.
+		"Postfix's cleanup would drop it at its next run",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)
@@ -50,5 +52,18 @@ func TestVerify(t *testing.T) {
 	}
 	if _, err := Describe(Record{Rule: ttl.Defaults(ttl.Verify), Value: []byte("garbage")}, now); err == nil {
 		t.Fatal("garbage decoded")
+	}
+}
+
+func TestPostscreenPostfixCleanup(t *testing.T) {
+	for value, want := range map[string]string{
+		// greet 1d, dnsbl 1h: Postfix's code drops it at the dnsbl stamp + 7d.
+		"1795673021;1795590221;1;1;1": "Postfix's cleanup would drop it at 2026-12-02 07:03:41 UTC (its first enabled test's stamp + 7d retention)",
+		"1;1;1;1;1":                   "Postfix's cleanup keeps it: no test was enabled when it was written",
+	} {
+		got, err := Describe(Record{Rule: ttl.Defaults(ttl.Postscreen), Key: "k", Value: []byte(value)}, now)
+		if err != nil || !strings.Contains(got, want) {
+			t.Errorf("%s: missing %q in:\n%s (%v)", value, want, got, err)
+		}
 	}
 }

@@ -151,7 +151,8 @@ func (c *Client) Get(ctx context.Context, key string) (value []byte, cas uint64,
 // days relative, else absolute; negative: stored already expired). With a
 // non-zero cas the write happens only if memcached's CAS id for the key is
 // cas (else ErrExists, or ErrNotFound if it is absent). Refusals are
-// ErrNotStored; the value must not change until Store returns.
+// ErrNotStored. value is read when the request is written, which can be
+// after Store returned because ctx ended: pass a slice nobody modifies.
 func (c *Client) Store(ctx context.Context, mode Mode, key string, value []byte, exptime int32, cas uint64) error {
 	if !ValidKey(key) {
 		return ErrMalformedKey

@@ -226,7 +226,10 @@ func (cn *conn) fail(err error) {
 	if nc != nil {
 		nc.Close()
 	}
-	if err != ErrClosed {
+	// A connection that fails with nothing queued or in flight (memcached
+	// closing an idle connection, or the client closing) says nothing
+	// about the server; a dead server shows at the next dial.
+	if err != ErrClosed && len(calls) > 0 {
 		cn.srv.failed(err)
 	}
 	for _, c := range calls {

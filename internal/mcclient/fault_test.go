@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/repcache/repcache/internal/backoff"
 )
 
 // Many goroutines share two connections; every reply reaches the request
@@ -252,8 +254,13 @@ func fakeServer(t *testing.T, reply func(line string) string) string {
 					if err != nil {
 						return
 					}
-					if rep := reply(strings.TrimSuffix(line, "\r\n")); rep != "" {
+					rep := reply(strings.TrimSuffix(line, "\r\n"))
+					rep, hangUp := strings.CutSuffix(rep, hangUpAfter)
+					if rep != "" {
 						io.WriteString(nc, rep)
+					}
+					if hangUp {
+						return
 					}
 				}
 			}()
@@ -261,6 +268,10 @@ func fakeServer(t *testing.T, reply func(line string) string) string {
 	}()
 	return ln.Addr().String()
 }
+
+// hangUpAfter, at the end of a fakeServer reply, closes the connection
+// after it.
+const hangUpAfter = "\x00hang up"
 
 func TestOutOfStepReplyClosesConnection(t *testing.T) {
 	addr := fakeServer(t, func(line string) string {
@@ -509,4 +520,106 @@ func TestKilledMidPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d ok, %d failed", ok.Load(), failed.Load())
+}
+
+// memcached closing idle connections (-o idle_timeout) is not a server
+// failure: the client redials, and the server is never marked down. (The
+// fake server closes after each reply: memcached's idle timeout takes
+// seconds.)
+func TestIdleCloseIsNotAFailure(t *testing.T) {
+	addr := fakeServer(t, func(line string) string { return "MN\r\n" + hangUpAfter })
+	c := newClient(t, Options{Servers: []string{addr}, Timeout: slow, FailureLimit: 1})
+	for range 5 {
+		if err := c.Noop(ctx, addr); err != nil {
+			t.Fatal(err)
+		}
+		cn := waitConn(t, c)
+		for !cn.failed() {
+			time.Sleep(time.Millisecond)
+		}
+		if c.Down(addr) {
+			t.Fatal("an idle connection's close marked the server down")
+		}
+	}
+}
+
+// A reply announcing an absurd value size is refused before anything is
+// allocated (a fake server: memcached never sends one).
+func TestHugeValueSizeRefused(t *testing.T) {
+	addr := fakeServer(t, func(line string) string {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "mg" {
+			return "VA 99999999999 c1 " + f[len(f)-1] + "\r\n"
+		}
+		return "MN\r\n"
+	})
+	c := newClient(t, Options{Servers: []string{addr}, Timeout: slow})
+	var pe *ProtocolError
+	if _, _, err := c.Get(ctx, "k"); !errors.As(err, &pe) {
+		t.Fatalf("get with a 100 GB value announced: %v", err)
+	}
+}
+
+// A server marked down is not dialed again before its retry is due, and
+// each failed retry waits up to twice as long as the one before (a
+// listener that hangs up on every connection stands in for a server that
+// keeps failing).
+func TestDownServerRetriedWithBackoff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepts atomic.Int64
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepts.Add(1)
+			nc.Close()
+		}
+	}()
+	addr := ln.Addr().String()
+	c := newClient(t, Options{Servers: []string{addr}, Timeout: slow, FailureLimit: 2,
+		Retry: backoff.Policy{Base: time.Hour, Max: time.Hour}})
+	for !c.Down(addr) {
+		if err := c.Noop(ctx, addr); err == nil {
+			t.Fatal("mn answered by a listener that hangs up")
+		}
+	}
+	n := accepts.Load()
+	for range 100 {
+		if err := c.Noop(ctx, addr); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("request to a server marked down: %v", err)
+		}
+	}
+	if got := accepts.Load(); got != n {
+		t.Fatalf("%d connections while the server was down and not due for a retry", got-n)
+	}
+
+	// With short delays the retries happen, each failure doubling the
+	// ceiling of the next delay.
+	s := c.servers[0]
+	s.mu.Lock()
+	s.retry = backoff.Policy{Base: time.Millisecond, Max: time.Second}
+	s.retryAt = time.Now()
+	s.mu.Unlock()
+	for attempt := 1; attempt <= 4; {
+		c.Noop(ctx, addr)
+		s.mu.Lock()
+		a, wait := s.attempt, time.Until(s.retryAt)
+		s.mu.Unlock()
+		if a < attempt {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if ceiling := s.retry.Ceiling(a); wait > ceiling {
+			t.Fatalf("retry %d waits %v, more than its ceiling %v", a, wait, ceiling)
+		}
+		attempt = a + 1
+	}
+	if accepts.Load() <= n {
+		t.Fatal("no retry reached the server")
+	}
 }

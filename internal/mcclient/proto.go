@@ -103,8 +103,10 @@ func appendRequest(b []byte, c *call, opaque uint32) []byte {
 	return b
 }
 
-// maxLine bounds a reply line; memcached's are far shorter.
-const maxLine = 1024
+// maxValue bounds the value size a reply may announce (memcached's -I
+// cannot exceed 1 GiB), so a broken peer cannot make the client allocate
+// without bound.
+const maxValue = 1 << 30
 
 // readReply reads one reply into c's result fields. A returned error means
 // the stream can no longer be trusted (the connection must go); an answer
@@ -165,7 +167,7 @@ func readReply(r *bufio.Reader, c *call, opaque uint32) error {
 			end = len(flags)
 		}
 		n, err := strconv.Atoi(string(flags[:end]))
-		if err != nil || n < 0 {
+		if err != nil || n < 0 || n > maxValue {
 			return &ProtocolError{Msg: fmt.Sprintf("VA with a bad size: %.40q", line)}
 		}
 		size, flags = n, flags[end:]

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 
 	"github.com/repcache/repcache/internal/store"
-	"github.com/repcache/repcache/internal/store/tiered"
 	"github.com/repcache/repcache/internal/ttl"
 )
 
@@ -16,6 +15,12 @@ import (
 type View struct {
 	Maps     map[string]bool
 	ReadOnly bool
+	// Bound names the one map every key on this listener belongs to,
+	// whatever the key looks like: Postfix 3.11+ with key_digest sends a
+	// hash of the whole key, prefix included, so the prefix cannot tell the
+	// map. The layer keeps such keys under the map's prefix, so records of
+	// different bound listeners stay apart and the tiers see map keys.
+	Bound string
 }
 
 // Live holds the policy in force; a reload swaps it atomically, and every
@@ -34,9 +39,6 @@ func (l *Live) Load() *Policy { return l.p.Load() }
 
 // Swap puts p in force.
 func (l *Live) Swap(p *Policy) { l.p.Store(p) }
-
-// TierRule is the tier rule of the policy in force (see Policy.TierRule).
-func (l *Live) TierRule(key []byte) tiered.Rule { return l.Load().TierRule(key) }
 
 // MapName is the name of key's map in the policy in force, or "".
 func (l *Live) MapName(key []byte) string {
@@ -77,18 +79,32 @@ func (l *Live) Layer(next store.Store, v View) *Layer {
 // the map allows.
 func (s *Layer) MaxKeyLength(key []byte) int {
 	p := s.live.Load()
+	if s.v.Bound != "" {
+		if m := p.Map(s.v.Bound); m != nil {
+			return m.MaxKeyLength
+		}
+	}
 	if m := p.Lookup(key); m != nil {
 		return m.MaxKeyLength
 	}
 	return p.storeKeyLimit
 }
 
-// route finds key's map, the one prefix scan of the request, tells the
-// layers below through ctx's request carrier, and checks the view; write
-// says whether the request changes data.
-func (s *Layer) route(ctx context.Context, key []byte, write bool) (*Map, *Policy, error) {
+// route finds key's map, the one lookup of the request (by prefix, or by
+// the listener's bound map), tells the layers below through ctx's request
+// carrier, and checks the view; write says whether the request changes
+// data. It returns key as the map sees it: on a bound listener, with the
+// map's prefix put before it.
+func (s *Layer) route(ctx context.Context, key []byte, write bool) (*Map, *Policy, []byte, error) {
 	p := s.live.Load()
-	m := p.Lookup(key)
+	var m *Map
+	if s.v.Bound != "" {
+		if m = p.Map(s.v.Bound); m != nil {
+			key = append(append(make([]byte, 0, len(m.Prefix)+len(key)), m.Prefix...), key...)
+		}
+	} else {
+		m = p.Lookup(key)
+	}
 	if r := store.RequestFrom(ctx); r != nil {
 		r.Route = store.Route{}
 		if m != nil {
@@ -97,15 +113,17 @@ func (s *Layer) route(ctx context.Context, key []byte, write bool) (*Map, *Polic
 	}
 	switch {
 	case write && s.v.ReadOnly:
-		return nil, nil, &store.ClientError{Msg: "this listener is read-only"}
+		return nil, nil, nil, &store.ClientError{Msg: "this listener is read-only"}
+	case m == nil && s.v.Bound != "":
+		return nil, nil, nil, &store.ClientError{Msg: fmt.Sprintf("map %s, which this listener is bound to, is no longer configured", s.v.Bound)}
 	case m == nil && p.rejectUnknown:
-		return nil, nil, &store.ClientError{Msg: fmt.Sprintf("key prefix %q matches no map", prefixOf(key))}
+		return nil, nil, nil, &store.ClientError{Msg: fmt.Sprintf("key prefix %q matches no map", prefixOf(key))}
 	case m == nil && s.v.Maps != nil:
-		return nil, nil, &store.ClientError{Msg: fmt.Sprintf("key prefix %q matches no map served on this listener", prefixOf(key))}
+		return nil, nil, nil, &store.ClientError{Msg: fmt.Sprintf("key prefix %q matches no map served on this listener", prefixOf(key))}
 	case m != nil && s.v.Maps != nil && !s.v.Maps[m.Name]:
-		return nil, nil, &store.ClientError{Msg: fmt.Sprintf("map %s is not served on this listener", m.Name)}
+		return nil, nil, nil, &store.ClientError{Msg: fmt.Sprintf("map %s is not served on this listener", m.Name)}
 	}
-	return m, p, nil
+	return m, p, key, nil
 }
 
 // isCleanup reports whether key is the map's dict_cache cleanup marker.
@@ -124,7 +142,7 @@ func (s *Layer) key(p *Policy, m *Map, key []byte) ([]byte, func()) {
 
 // Get implements store.Store.
 func (s *Layer) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
-	m, p, err := s.route(ctx, key, false)
+	m, p, key, err := s.route(ctx, key, false)
 	if err != nil {
 		return store.Item{}, err
 	}
@@ -141,7 +159,7 @@ func (s *Layer) Get(ctx context.Context, key, buf []byte, now int64) (store.Item
 // exptime is ignored (client_ttl: ignore) or may only shorten the record
 // (client_ttl: cap).
 func (s *Layer) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
-	m, p, err := s.route(ctx, key, true)
+	m, p, key, err := s.route(ctx, key, true)
 	if err != nil {
 		return store.Item{}, err
 	}
@@ -164,10 +182,11 @@ func (s *Layer) touch(ctx context.Context, m *Map, key, k []byte, deadline int64
 
 // Store implements store.Store: the record's value decides its lifetime.
 func (s *Layer) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
-	m, p, err := s.route(ctx, it.Key, true)
+	m, p, key, err := s.route(ctx, it.Key, true)
 	if err != nil {
 		return 0, err
 	}
+	it.Key = key
 	k, done := s.key(p, m, it.Key)
 	defer done()
 	if m != nil && !isCleanup(m, it.Key) {
@@ -194,7 +213,7 @@ func (s *Layer) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 // Touch's rules (a second call below, on the map already resolved) and vivifying, which would store an empty
 // record, is refused on typed maps.
 func (s *Layer) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
-	m, p, err := s.route(ctx, key, o.Touch || o.Vivify)
+	m, p, key, err := s.route(ctx, key, o.Touch || o.Vivify)
 	if err != nil {
 		return store.Item{}, store.MetaState{}, err
 	}
@@ -220,7 +239,7 @@ func (s *Layer) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOpt
 
 // Delete implements store.Store.
 func (s *Layer) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
-	m, p, err := s.route(ctx, key, true)
+	m, p, key, err := s.route(ctx, key, true)
 	if err != nil {
 		return err
 	}
@@ -231,7 +250,7 @@ func (s *Layer) Delete(ctx context.Context, key []byte, o store.DeleteOptions, n
 
 // Incr implements store.Store; records of typed maps are not counters.
 func (s *Layer) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
-	m, p, err := s.route(ctx, key, true)
+	m, p, key, err := s.route(ctx, key, true)
 	if err != nil {
 		return store.Counter{}, err
 	}

@@ -12,7 +12,6 @@ import (
 	"slices"
 
 	"github.com/repcache/repcache/internal/store"
-	"github.com/repcache/repcache/internal/store/tiered"
 	"github.com/repcache/repcache/internal/ttl"
 )
 
@@ -88,24 +87,6 @@ func (p *Policy) Lookup(key []byte) *Map {
 		}
 	}
 	return nil
-}
-
-// TierRule returns the backup rule of the map a storage key belongs to;
-// keys outside every map are not backed up. Digested keys keep their map's
-// prefix, so the tiers below the policy can ask with the key they see.
-func (p *Policy) TierRule(key []byte) tiered.Rule {
-	m := p.Lookup(key)
-	if m == nil {
-		return tiered.Rule{}
-	}
-	r := tiered.Rule{FailOnBackupError: m.Route.FailOnBackupError}
-	switch m.Route.Backup {
-	case store.SyncBackup:
-		r.Backup = tiered.Sync
-	case store.AsyncBackup:
-		r.Backup = tiered.Async
-	}
-	return r
 }
 
 // Map returns the map named name, or nil.

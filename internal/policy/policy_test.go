@@ -304,3 +304,26 @@ func TestRouteIsCarriedDown(t *testing.T) {
 		t.Errorf("refused request route = %+v, want %+v", req.Route, vfRoute)
 	}
 }
+
+func TestBoundListenerOwnsEveryKey(t *testing.T) {
+	p := testPolicy(t, true) // unknown_keys: reject, so a prefix lookup would refuse these keys
+	bound, mem := newLayer(t, p, View{Bound: "verify", Maps: map[string]bool{"verify": true}})
+	req := &store.Request{}
+	ctx := store.NewContext(context.Background(), req)
+	key := strings.Repeat("ab", 32) // a hex SHA-256, as Postfix 3.11 key_digest sends it
+	if _, err := bound.Store(ctx, store.Set, store.Item{Key: []byte(key), Value: []byte("2:0:1795000000:x")}, now); err != nil {
+		t.Fatal(err)
+	}
+	if req.Route.Map != "verify" {
+		t.Errorf("route = %+v, want map verify", req.Route)
+	}
+	it, err := mem.Get(ctx, []byte("verify:"+key), nil, now)
+	if err != nil || it.Deadline != now+3*86400 {
+		t.Fatalf("stored under the map's prefix with deadline %d, %v; want %d", it.Deadline, err, now+3*86400)
+	}
+	if got := deadline(t, bound, key); got != now+3*86400 {
+		t.Errorf("read back through the bound listener: deadline %d", got)
+	}
+	clientError(t, set(bound, key, "1795086400;1;1;1;1", 0), "map verify")
+	clientError(t, bound.Flush(ctx), "every map")
+}

@@ -163,7 +163,9 @@ func Check(mainCF string, extraTables []string, prefixes []string) ([]Finding, e
 			format = "%s"
 		}
 		byServer[srv] = append(byServer[srv], server{path, format})
-		if prefixes != nil {
+		// With key_digest (Postfix 3.11+) keys are hashes: the listener the
+		// table points at tells the map, not a prefix.
+		if _, digested := t.Values["key_digest"]; prefixes != nil && !digested {
 			prefix, _, _ := strings.Cut(format, "%")
 			if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(prefix, p) && p != "" || p == prefix }) {
 				out = append(out, Finding{path, t.Lines["key_format"], fmt.Sprintf(

@@ -16,9 +16,13 @@ import (
 	"github.com/repcache/repcache/internal/ttl"
 )
 
-// Options choose where the table files go.
+// Options choose where the table files go and how keys are sent.
 type Options struct {
 	TableDir string // directory of the memcache table files (default /etc/postfix)
+	// KeyDigest writes tables for Postfix 3.11+ with key_digest = sha256:
+	// the keys are then hashes that no prefix tells apart, so each map's
+	// table points at a listener bound to that map (listeners[].map).
+	KeyDigest bool
 }
 
 // Table is one memcache table file for one map.
@@ -54,12 +58,12 @@ func Build(cfg *config.Config, o Options) (string, []Table, error) {
 	var tables []Table
 	used := map[ttl.Kind]bool{}
 	for _, m := range cfg.Maps {
-		addr, note, err := endpoint(cfg, m.Name)
+		addr, note, err := endpoint(cfg, m.Name, o.KeyDigest)
 		if err != nil {
 			return "", nil, err
 		}
 		t := Table{Map: m, Path: path.Join(o.TableDir, "repcache-"+m.Name+".cf")}
-		t.Content = tableFile(m, addr, note)
+		t.Content = tableFile(m, addr, note, o.KeyDigest)
 		tables = append(tables, t)
 		kind := ttl.Kind(m.Kind)
 		if used[kind] {
@@ -91,12 +95,18 @@ func Build(cfg *config.Config, o Options) (string, []Table, error) {
 	return b.String(), tables, nil
 }
 
-func tableFile(m config.MapConfig, addr, note string) string {
+func tableFile(m config.MapConfig, addr, note string, keyDigest bool) string {
 	var b strings.Builder
 	line := func(why, setting string) { fmt.Fprintf(&b, "# %s\n%s\n", why, setting) }
-	line("repcache's listener"+note+".", "memcache = "+addr)
-	line(fmt.Sprintf("repcache recognises map %s by this prefix; it must match the map's prefix.", m.Name),
-		"key_format = "+m.Prefix+"%s")
+	if keyDigest {
+		line(fmt.Sprintf("repcache's listener bound to map %s%s: every key sent here is a record of that map.", m.Name, note), "memcache = "+addr)
+		line("Postfix 3.11+ sends the SHA-256 of each key (key_format applied first) as hex; the listener, not a prefix, tells repcache the map.",
+			"key_digest = sha256")
+	} else {
+		line("repcache's listener"+note+".", "memcache = "+addr)
+		line(fmt.Sprintf("repcache recognises map %s by this prefix; it must match the map's prefix.", m.Name),
+			"key_format = "+m.Prefix+"%s")
+	}
 	switch ttl.ClientTTL(m.ClientTTL) {
 	case ttl.Cap:
 		line(fmt.Sprintf("client_ttl is cap: this ttl bounds each record's lifetime; over %d memcache would read it as a date.", store.MaxRelativeTTL),
@@ -112,11 +122,15 @@ func tableFile(m config.MapConfig, addr, note string) string {
 }
 
 // endpoint is the memcache address Postfix should use for map name: the
-// first listener that serves it and may write.
-func endpoint(cfg *config.Config, name string) (addr, note string, err error) {
-	cands := append([]string{}, cfg.Listen...)
+// first listener that serves it and may write; with keyDigest, the first
+// read-write listener bound to it.
+func endpoint(cfg *config.Config, name string, keyDigest bool) (addr, note string, err error) {
+	var cands []string
+	if !keyDigest {
+		cands = append(cands, cfg.Listen...)
+	}
 	for _, l := range cfg.Listeners {
-		if l.ReadOnly {
+		if l.ReadOnly || keyDigest && l.Map != name || !keyDigest && l.Map != "" {
 			continue
 		}
 		serves := len(l.Maps) == 0
@@ -127,7 +141,10 @@ func endpoint(cfg *config.Config, name string) (addr, note string, err error) {
 			cands = append(cands, l.Address)
 		}
 	}
-	if len(cands) == 0 {
+	switch {
+	case len(cands) == 0 && keyDigest:
+		return "", "", fmt.Errorf("map %s: --key-digest needs a read-write listener bound to it, e.g. listeners: [{address: \"127.0.0.1:11212\", map: %s}]", name, name)
+	case len(cands) == 0:
 		return "", "", fmt.Errorf("map %s: no read-write listener serves it", name)
 	}
 	a := cands[0]

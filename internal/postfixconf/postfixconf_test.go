@@ -89,3 +89,34 @@ func TestPostfixDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyDigestTablesUseBoundListeners(t *testing.T) {
+	cfg := config.Default()
+	cfg.Listeners = []config.ListenerConfig{
+		{Address: "127.0.0.1:11212", Map: "postscreen"},
+		{Address: "unix:/run/repcache/verify.sock", Map: "verify"},
+	}
+	_, tables, err := Build(cfg, Options{KeyDigest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"postscreen": "memcache = inet:127.0.0.1:11212|key_digest = sha256",
+		"verify":     "memcache = unix:/run/repcache/verify.sock|key_digest = sha256",
+	}
+	for _, tb := range tables {
+		if got := strings.Join(settings(tb.Content), "|"); got != want[tb.Map.Name] {
+			t.Errorf("%s table: %q, want %q", tb.Map.Name, got, want[tb.Map.Name])
+		}
+	}
+	// Without --key-digest the bound listeners are not used: their keys
+	// would get the prefix twice.
+	_, tables, _ = Build(cfg, Options{})
+	if got := settings(tables[0].Content)[0]; got != "memcache = inet:127.0.0.1:11211" {
+		t.Errorf("plain table points at %q", got)
+	}
+	cfg.Listeners = cfg.Listeners[:1]
+	if _, _, err := Build(cfg, Options{KeyDigest: true}); err == nil || !strings.Contains(err.Error(), "map verify: --key-digest needs a read-write listener bound to it") {
+		t.Errorf("no bound verify listener: %v", err)
+	}
+}

@@ -50,17 +50,17 @@ type Counters struct {
 // Handler serves the sessions of one listener. Handlers made with
 // ForStore share their counters and scheduled flush.
 type Handler struct {
-	opts       Options
-	store      store.Store
-	limiter    store.KeyLimiter // nil: opts.MaxKeyLength for every key
-	classifier store.Classifier // nil: every key is "other" in metrics
-	metrics    *Metrics
+	opts    Options
+	store   store.Store
+	limiter store.KeyLimiter // nil: opts.MaxKeyLength for every key
+	metrics *Metrics
 	*shared
 }
 
 type shared struct {
 	maxKey     atomic.Int64 // limits that a reload may change
 	maxItem    atomic.Int64
+	maxConns   atomic.Int64 // the server's connection limit, for stats settings
 	started    time.Time
 	Stats      Counters
 	flushMu    sync.Mutex
@@ -107,7 +107,6 @@ func (h *Handler) ForStore(st store.Store) *Handler {
 func (h *Handler) setStore(st store.Store) {
 	h.store = st
 	h.limiter, _ = st.(store.KeyLimiter)
-	h.classifier, _ = st.(store.Classifier)
 }
 
 // SetLimits changes the key and item size limits for every session of the
@@ -116,6 +115,10 @@ func (h *Handler) SetLimits(maxKeyLength, maxItemSize int) {
 	h.maxKey.Store(int64(maxKeyLength))
 	h.maxItem.Store(int64(maxItemSize))
 }
+
+// SetMaxConnections tells the handler's family the server's connection
+// limit, which "stats settings" reports as maxconns.
+func (h *Handler) SetMaxConnections(n int) { h.maxConns.Store(int64(n)) }
 
 // Counters returns the statistics shared by the handler's family.
 func (h *Handler) Counters() *Counters { return &h.Stats }

@@ -343,8 +343,7 @@ func (s *Session) metaGet(t [][]byte, n, nt int) {
 	s.out = out
 	s.write(out)
 	if f.value {
-		s.write(it.Value)
-		s.write(crlf)
+		s.writeValue(it.Value)
 	}
 }
 

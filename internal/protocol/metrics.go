@@ -40,6 +40,9 @@ func (h *Handler) WithMetrics(m *Metrics) *Handler {
 	return h
 }
 
+// count records a command's outcome, labelled with the map the policy
+// layer resolved for the request (read from the session's request carrier
+// after the call).
 func (s *Session) count(cmd string, key []byte, status string) {
 	m := s.h.metrics
 	if m == nil {
@@ -48,10 +51,8 @@ func (s *Session) count(cmd string, key []byte, status string) {
 	mapName := "none"
 	if key != nil {
 		mapName = "other"
-		if s.h.classifier != nil {
-			if n := s.h.classifier.MapOf(key); n != "" {
-				mapName = n
-			}
+		if n := s.req.Route.Map; n != "" {
+			mapName = n
 		}
 	}
 	m.commands.WithLabelValues(mapName, cmd, status).Inc()

@@ -3,8 +3,10 @@ package protocol
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/repcache/repcache/internal/store/memory"
 )
@@ -138,6 +140,55 @@ func FuzzSession(f *testing.F) {
 		h.NewSession(context.Background(), strings.NewReader("set fuzzcheck 0 0 2\r\nok\r\nget fuzzcheck\r\n"), &check).Serve()
 		if check.String() != "STORED\r\nVALUE fuzzcheck 0 2\r\nok\r\nEND\r\n" {
 			t.Fatalf("store unusable after %q: %q", req, check.String())
+		}
+	})
+}
+
+// FuzzSessionSplit feeds a request stream whole and one byte per read (a
+// request split at every byte) to two fresh sessions with the same clock:
+// the replies must be the same bytes. The exceptions are memcached's own:
+// an over-long key culls only replies not yet sent, and a line over the
+// line limit is refused only if its newline has not arrived yet, so both
+// depend on how the bytes arrive.
+func FuzzSessionSplit(f *testing.F) {
+	for _, seed := range []string{
+		"set a 0 0 1\r\nx\r\nget a a b\r\ngets a\r\n",
+		"ms a 2 T100 F5 c k\r\nhi\r\nmg a t v f s c k O1 h l\r\nmd a I\r\nmg a v c\r\nma n N0 J5 v\r\nmn\r\n",
+		"set a 0 0 2147483647\r\nxx",
+		"get a\r\nget b",
+		"set a 0 0 3 noreply\r\nabc\r\nappend a 0 0 1\r\nd\r\nincr a 1\r\nget a\r\nquit\r\n",
+		"\x80\x01",
+	} {
+		f.Add([]byte(seed))
+	}
+	run := func(t *testing.T, r io.Reader) string {
+		st, err := memory.New(memory.Options{MaxBytes: 1 << 20, MaxItemSize: 64 << 10, SweepInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		h := NewHandler(st, Options{MaxItemSize: 64 << 10, Now: func() int64 { return 1_800_000_000 }})
+		defer h.Close()
+		var out bytes.Buffer
+		h.NewSession(context.Background(), r, &out).Serve()
+		return out.String()
+	}
+	f.Fuzz(func(t *testing.T, req []byte) {
+		whole := run(t, bytes.NewReader(req))
+		split := run(t, iotest.OneByteReader(bytes.NewReader(req)))
+		if len(split) > 0 && !strings.HasSuffix(split, "\r\n") {
+			t.Fatalf("split reply does not end a line: %q", split)
+		}
+		for _, l := range bytes.Split(req, []byte("\n")) {
+			if len(l) > 1024 {
+				return
+			}
+		}
+		if strings.Contains(whole, "CLIENT_ERROR bad command line format") {
+			return
+		}
+		if whole != split {
+			t.Fatalf("request %q\nwhole: %q\nsplit: %q", req, whole, split)
 		}
 	})
 }

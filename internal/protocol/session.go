@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"strconv"
 	"time"
 
@@ -22,19 +23,39 @@ var (
 	ErrBinary      = errors.New("binary protocol is not supported")
 )
 
-const readBufferSize = 16 << 10 // memcached's read buffer
+// Per-connection memory. A session holds a read buffer and small reply
+// buffers; what grew for one large request is dropped when the session next
+// waits for input, so an idle connection holds a small, fixed amount.
+const (
+	readBufferSize = 16 << 10 // memcached's read buffer
+	flushAt        = 64 << 10 // pending replies are sent once they reach this size, mid-reply too
+	byReference    = 16 << 10 // values this large are sent from where they are (writev), not copied
+	keepBuffer     = 64 << 10 // larger buffers are dropped when the session goes idle
+)
+
+// BuffersWriter is implemented by connections that send several buffers in
+// one system call (writev), as net.Buffers does for a *net.TCPConn; it
+// consumes what it wrote from bufs.
+type BuffersWriter interface {
+	WriteBuffers(bufs *net.Buffers) (int64, error)
+}
 
 // Session serves one client connection.
 type Session struct {
 	h       *Handler
-	ctx     context.Context
+	ctx     context.Context // carries req
+	req     store.Request   // the request carrier: the policy layer sets its Route per call
 	r       *bufio.Reader
 	w       io.Writer
-	wbuf    []byte // replies not yet sent; see flush
+	bw      BuffersWriter // w's writev, when it has one
+	wbuf    []byte        // replies not yet sent; see flush
+	werr    error         // the first write error: the session ends with it
+	flushes int           // flushes so far, to tell whether a reply was partly sent
+	idle    bool          // between requests: buffers may be dropped
 	line    []byte
 	tok     [maxTokens][]byte
-	val     []byte // data block of a storage command
-	out     []byte // reply under construction (multi-get, meta)
+	val     []byte // data block of a storage command, value of a read
+	out     []byte // reply under construction (meta, stats)
 	noreply bool
 }
 
@@ -44,26 +65,104 @@ func (h *Handler) NewSession(ctx context.Context, r io.Reader, w io.Writer) *Ses
 	if size < 2*h.opts.MaxLineLength {
 		size = 2 * h.opts.MaxLineLength
 	}
-	return &Session{h: h, ctx: ctx, r: bufio.NewReaderSize(r, size), w: w}
+	s := &Session{h: h, w: w}
+	s.ctx = store.NewContext(ctx, &s.req)
+	s.bw, _ = w.(BuffersWriter)
+	s.r = bufio.NewReaderSize(flushingReader{s, r}, size)
+	return s
 }
 
-// flush sends the pending replies. Replies to pipelined requests are sent
-// together once no further request is buffered, as memcached does.
+// flushingReader sends every pending reply before the session reads more
+// input, so no completed reply waits behind a request that has not fully
+// arrived. Replies to pipelined requests already buffered still go out
+// together, as memcached sends them.
+type flushingReader struct {
+	s   *Session
+	src io.Reader
+}
+
+func (f flushingReader) Read(p []byte) (int, error) {
+	if err := f.s.flush(); err != nil {
+		return 0, err
+	}
+	if f.s.idle {
+		f.s.release()
+	}
+	return f.src.Read(p)
+}
+
+// release drops buffers that grew beyond keepBuffer for an earlier request.
+func (s *Session) release() {
+	if cap(s.val) > keepBuffer {
+		s.val = nil
+	}
+	if cap(s.out) > keepBuffer {
+		s.out = nil
+	}
+	if cap(s.wbuf) > keepBuffer {
+		s.wbuf = nil
+	}
+	if cap(s.line) > keepBuffer {
+		s.line = nil
+	}
+}
+
+// flush sends the pending replies.
 func (s *Session) flush() error {
-	if len(s.wbuf) == 0 {
-		return nil
+	if s.werr != nil || len(s.wbuf) == 0 {
+		s.wbuf = s.wbuf[:0]
+		return s.werr
 	}
 	_, err := s.w.Write(s.wbuf)
-	s.h.Stats.BytesWritten.Add(uint64(len(s.wbuf)))
+	s.sent(len(s.wbuf), err)
 	s.wbuf = s.wbuf[:0]
 	return err
 }
 
+func (s *Session) sent(n int, err error) {
+	s.h.Stats.BytesWritten.Add(uint64(n))
+	s.flushes++
+	if err != nil && s.werr == nil {
+		s.werr = err
+	}
+}
+
+// writeValue queues a value and its CRLF. A large value is sent at once
+// together with what is pending, from where it is (one writev), so a reply
+// of many large values never sits whole in memory.
+func (s *Session) writeValue(v []byte) {
+	if len(v) < byReference || s.werr != nil {
+		s.wbuf = append(s.wbuf, v...)
+		s.wbuf = append(s.wbuf, crlf...)
+		if len(s.wbuf) >= flushAt {
+			s.flush()
+		}
+		return
+	}
+	n := len(s.wbuf) + len(v) + len(crlf)
+	var err error
+	if s.bw != nil {
+		bufs := net.Buffers{s.wbuf, v, crlf}
+		_, err = s.bw.WriteBuffers(&bufs)
+	} else {
+		for _, b := range [][]byte{s.wbuf, v, crlf} {
+			if _, err = s.w.Write(b); err != nil {
+				break
+			}
+		}
+	}
+	s.sent(n, err)
+	s.wbuf = s.wbuf[:0]
+}
+
 // Serve processes requests until the client quits, the connection fails or
-// the protocol requires closing it. Replies to pipelined requests are
-// written together, when no further request is buffered.
+// the protocol requires closing it.
 func (s *Session) Serve() error {
-	if b, err := s.r.Peek(1); err == nil && b[0] == 0x80 {
+	b, err := s.r.Peek(1)
+	if err != nil {
+		return err // a silent client's idle timeout, or EOF: cut once
+	}
+	if b[0] == 0x80 {
 		return ErrBinary
 	}
 	for {
@@ -80,11 +179,14 @@ func (s *Session) Serve() error {
 				s.observe(name, start)
 			}
 		}
+		if err == nil {
+			err = s.werr
+		}
 		if err != nil {
 			s.flush()
 			return err
 		}
-		if s.r.Buffered() == 0 || len(s.wbuf) >= 64<<10 {
+		if len(s.wbuf) >= flushAt {
 			if err := s.flush(); err != nil {
 				return err
 			}
@@ -97,6 +199,8 @@ func (s *Session) Serve() error {
 // strings. Like memcached, a line still without a newline after
 // MaxLineLength bytes closes the connection unless it is a get/gets.
 func (s *Session) readLine() ([]byte, error) {
+	s.idle = true
+	defer func() { s.idle = false }()
 	for {
 		n := s.r.Buffered()
 		if n > 0 {
@@ -128,6 +232,7 @@ func firstToken(line []byte) []byte {
 }
 
 func (s *Session) readLongLine() ([]byte, error) {
+	s.idle = false // s.line holds the line's start: keep it
 	s.line = s.line[:0]
 	for {
 		chunk, err := s.r.ReadSlice('\n')
@@ -279,19 +384,19 @@ func (s *Session) dispatch(line []byte) error {
 	switch string(cmd) {
 	case "get", "bget":
 		if want(nt >= 3) {
-			s.get(t, n, rest, false, false)
+			return s.get(t, n, rest, false, false)
 		}
 	case "gets":
 		if want(nt >= 3) {
-			s.get(t, n, rest, true, false)
+			return s.get(t, n, rest, true, false)
 		}
 	case "gat":
 		if want(nt >= 3) {
-			s.get(t, n, rest, false, true)
+			return s.get(t, n, rest, false, true)
 		}
 	case "gats":
 		if want(nt >= 3) {
-			s.get(t, n, rest, true, true)
+			return s.get(t, n, rest, true, true)
 		}
 	case "set":
 		if want(nt == 6 || nt == 7) {
@@ -350,6 +455,8 @@ func (s *Session) dispatch(line []byte) error {
 		}
 	case "stats":
 		s.stats(t, n)
+	case "slabs":
+		s.slabs(t, n)
 	case "quit":
 		return ErrQuit
 	default:
@@ -376,9 +483,10 @@ func (s *Session) keyTooLong(key []byte) bool {
 	return s.h.limiter == nil || len(key) > s.h.limiter.MaxKeyLength(key)
 }
 
-// get serves get, gets, gat and gats. A key that is too long voids the
-// whole reply, as in memcached.
-func (s *Session) get(t [][]byte, n int, rest []byte, withCAS, touch bool) {
+// get serves get, gets, gat and gats, writing each value as it is read
+// (see writeValue). A key that is too long voids the whole reply, as in
+// memcached: every key is checked before anything is read.
+func (s *Session) get(t [][]byte, n int, rest []byte, withCAS, touch bool) error {
 	now := s.now()
 	var deadline int64
 	i := 1
@@ -386,76 +494,93 @@ func (s *Session) get(t [][]byte, n int, rest []byte, withCAS, touch bool) {
 		exptime, ok := cstrconv.ParseInt32(t[1])
 		if !ok {
 			s.write(rBadExptime)
-			return
+			return nil
 		}
 		deadline = ExptimeDeadline(exptime, now)
 		i = 2
 	}
-	s.out = s.out[:0]
+	if s.anyKeyTooLong(t[i:n], rest) {
+		// memcached culls every reply it has not sent yet, those of
+		// earlier pipelined requests included, and answers this alone.
+		s.wbuf = s.wbuf[:0]
+		s.write(rBadFormat)
+		return nil
+	}
+	cmdName := "get"
+	switch {
+	case touch && withCAS:
+		cmdName = "gats"
+	case touch:
+		cmdName = "gat"
+	case withCAS:
+		cmdName = "gets"
+	}
+	flushes := s.flushes
+	var last []byte // the previous key, when it was a hit: its item is in it and s.val
+	var it store.Item
 	for {
 		for ; i < n; i++ {
 			key := t[i]
-			if s.keyTooLong(key) {
-				// memcached culls every reply it has not sent yet, those of
-				// earlier pipelined requests included, and answers this alone.
-				s.wbuf = s.wbuf[:0]
-				s.write(rBadFormat)
-				return
-			}
-			var it store.Item
-			var err error
 			if touch {
 				s.h.Stats.CmdTouch.Add(1)
-				it, err = s.h.store.Touch(s.ctx, key, deadline, s.val[:0], now)
 			} else {
 				s.h.Stats.CmdGet.Add(1)
+			}
+			var err error
+			switch {
+			case last != nil && bytes.Equal(key, last):
+				// A repeated key is answered from the value just read.
+			case touch:
+				it, err = s.h.store.Touch(s.ctx, key, deadline, s.val[:0], now)
+			default:
 				it, err = s.h.store.Get(s.ctx, key, s.val[:0], now)
 			}
-			s.val = it.Value
-			cmdName := "get"
-			switch {
-			case touch && withCAS:
-				cmdName = "gats"
-			case touch:
-				cmdName = "gat"
-			case withCAS:
-				cmdName = "gets"
+			if err == nil {
+				s.val = it.Value
 			}
+			last = nil
 			var ce *store.ClientError
 			if errors.As(err, &ce) {
-				// Refused like an over-long key: the whole reply is voided.
 				s.count(cmdName, key, "refused")
+				if s.flushes != flushes {
+					// Part of the reply is out: it cannot be voided any more,
+					// so the connection ends after the refusal.
+					s.storeError(err)
+					return errReplyCut
+				}
+				// Refused like an over-long key: the whole reply is voided.
 				s.wbuf = s.wbuf[:0]
 				s.storeError(err)
-				return
+				return nil
 			}
 			if err != nil {
 				status := "miss"
 				if !errors.Is(err, store.ErrNotFound) {
 					status = "error"
+					s.h.opts.Logger.Warn("get failed", "err", err)
 				}
 				s.count(cmdName, key, status)
 				s.countGet(touch, false)
-				if !errors.Is(err, store.ErrNotFound) {
-					s.h.opts.Logger.Warn("get failed", "err", err)
-				}
 				continue
 			}
+			last = key
 			s.count(cmdName, key, "hit")
 			s.countGet(touch, true)
-			s.out = append(s.out, rValue...)
-			s.out = append(s.out, key...)
-			s.out = append(s.out, ' ')
-			s.out = strconv.AppendUint(s.out, uint64(it.Flags), 10)
-			s.out = append(s.out, ' ')
-			s.out = strconv.AppendInt(s.out, int64(len(it.Value)), 10)
+			w := append(s.wbuf, rValue...)
+			w = append(w, key...)
+			w = append(w, ' ')
+			w = strconv.AppendUint(w, uint64(it.Flags), 10)
+			w = append(w, ' ')
+			w = strconv.AppendInt(w, int64(len(it.Value)), 10)
 			if withCAS {
-				s.out = append(s.out, ' ')
-				s.out = strconv.AppendUint(s.out, it.CAS, 10)
+				w = append(w, ' ')
+				w = strconv.AppendUint(w, it.CAS, 10)
 			}
-			s.out = append(s.out, crlf...)
-			s.out = append(s.out, it.Value...)
-			s.out = append(s.out, crlf...)
+			s.wbuf = append(w, crlf...)
+			s.writeValue(it.Value)
+			if s.werr != nil {
+				return s.werr
+			}
 		}
 		if rest == nil {
 			break
@@ -463,8 +588,33 @@ func (s *Session) get(t [][]byte, n int, rest []byte, withCAS, touch bool) {
 		n, rest = tokenize(rest, t)
 		i = 0
 	}
-	s.out = append(s.out, rEnd...)
-	s.write(s.out)
+	s.write(rEnd)
+	return nil
+}
+
+// errReplyCut ends a session whose multi-key reply was refused after part
+// of it had been sent.
+var errReplyCut = errors.New("a key of a multi-key get was refused after part of the reply was sent")
+
+// anyKeyTooLong checks every key of a get line: the tokens split off and the
+// rest of the line.
+func (s *Session) anyKeyTooLong(keys [][]byte, rest []byte) bool {
+	for _, k := range keys {
+		if s.keyTooLong(k) {
+			return true
+		}
+	}
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, ' ')
+		if i < 0 {
+			return s.keyTooLong(rest)
+		}
+		if s.keyTooLong(rest[:i]) {
+			return true
+		}
+		rest = rest[i+1:]
+	}
+	return false
 }
 
 func (s *Session) countGet(touch, hit bool) {
@@ -700,4 +850,31 @@ func (s *Session) flushAll(t [][]byte, n, nt int) {
 	}
 	s.count("flush_all", nil, "deleted")
 	s.reply(rOK)
+}
+
+// slabs answers "slabs automove" as memcached does (repcache has no slab
+// classes to move pages between, so the setting changes nothing); every
+// other slabs command is an ERROR.
+func (s *Session) slabs(t [][]byte, n int) {
+	if n < 3 || string(t[1]) != "automove" {
+		s.write(rError)
+		return
+	}
+	s.setNoreply(t, n)
+	if string(t[2]) == "ratio" {
+		if _, err := strconv.ParseFloat(string(t[3%n]), 64); n < 4 || err != nil {
+			s.reply(rError)
+			return
+		}
+		s.reply(rOK)
+		return
+	}
+	switch level, ok := cstrconv.ParseUint32(t[2]); {
+	case !ok:
+		s.reply(rBadFormat)
+	case level > 2:
+		s.reply(rError)
+	default:
+		s.reply(rOK)
+	}
 }

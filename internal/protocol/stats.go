@@ -33,7 +33,7 @@ func (s *Session) stats(t [][]byte, n int) {
 			out = append(out, v...)
 			out = append(out, crlf...)
 		}
-		add("maxconns", "0")
+		add("maxconns", strconv.FormatInt(s.h.maxConns.Load(), 10))
 		add("item_size_max", strconv.Itoa(int(s.h.maxItem.Load())))
 		add("key_max_length", strconv.Itoa(int(s.h.maxKey.Load())))
 		add("evictions", "on")

@@ -89,6 +89,7 @@ var corpus = []string{
 	"ms rc 2 T100\r\nhi\r\nmg rc t R30 v\r\nmg rc t R130 v\r\nmg rc R130 c\r\nmg rc T10 R30 t\r\nms rc2 2 T100\r\nhi\r\nmg rc2 R30 T10 t\r\nmg rc2 R30 t\r\n",
 	"ms inv 3 T100\r\nmoo\r\nmd inv I T30 k O9\r\nmg inv s t c v\r\nmg inv s t v\r\nms inv 3 I C1\r\nold\r\nmg inv v t\r\nmd noinv I\r\nmd inv C1 I\r\nmd inv q I\r\nmn\r\n",
 	"ms ma1 1\r\n5\r\nmg ma1 c\r\nma ma1 C1 v\r\nma ma1 N0 J9 v t T50 c\r\nma noma1 N50 J9 v t c\r\nma noma2 T40 N50 t v q\r\nma noma3 N50 T40 t\r\nma ma1 q\r\nma ma1 q MD v\r\nmn\r\n",
+	"slabs automove 1\r\nslabs automove 3\r\nslabs automove x\r\nslabs automove ratio 0.5\r\nslabs automove ratio\r\nslabs automove 1 noreply\r\nslabs reassign\r\nslabs\r\nmn\r\n",
 	"ms dl 1\r\nx\r\nmg dl c\r\nmd dl C99 q\r\nmg dl v\r\nmd dl C0\r\nms dl 1 MS N9\r\nx\r\nmd dl N9 q\r\nmn\r\n",
 	// Connection-closing input: each ends the connection.
 	"quit\r\nget a\r\n",

@@ -6,8 +6,6 @@ import (
 	"syscall"
 )
 
-var syscallEMFILE = syscall.EMFILE
-
 func isEOF(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/repcache/repcache/internal/protocol"
@@ -37,6 +38,7 @@ type Server struct {
 	log      *slog.Logger
 	mu       sync.Mutex
 	lns      []net.Listener
+	handlers []*protocol.Handler // told the connection limit (stats settings)
 	conns    map[net.Conn]struct{}
 	wg       sync.WaitGroup
 	draining atomic.Bool
@@ -58,8 +60,13 @@ func New(o Options) *Server {
 // SetLimits changes the connection limit (for new connections) and the idle
 // timeout (for every connection's next read).
 func (s *Server) SetLimits(maxConnections int, idle time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.maxConns.Store(int64(maxConnections))
 	s.idle.Store(int64(idle))
+	for _, h := range s.handlers {
+		h.SetMaxConnections(maxConnections)
+	}
 }
 
 // Listen opens an address: "host:port" for TCP or "unix:/path" for a unix
@@ -97,6 +104,8 @@ func (s *Server) Serve(ln net.Listener, h *protocol.Handler) error {
 		return nil
 	}
 	s.lns = append(s.lns, ln)
+	s.handlers = append(s.handlers, h)
+	h.SetMaxConnections(int(s.maxConns.Load()))
 	s.mu.Unlock()
 	var delay time.Duration
 	for {
@@ -106,7 +115,7 @@ func (s *Server) Serve(ln net.Listener, h *protocol.Handler) error {
 				return nil
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
 				// Out of file descriptors: back off rather than spin.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
@@ -123,7 +132,7 @@ func (s *Server) Serve(ln net.Listener, h *protocol.Handler) error {
 func (s *Server) handle(c net.Conn, h *protocol.Handler) {
 	st := h.Counters()
 	st.TotalConnections.Add(1)
-	if max := s.maxConns.Load(); st.CurrConnections.Add(1) > max && max > 0 {
+	if limit := s.maxConns.Load(); st.CurrConnections.Add(1) > limit && limit > 0 {
 		st.CurrConnections.Add(-1)
 		st.RejectedConnections.Add(1)
 		c.SetWriteDeadline(time.Now().Add(time.Second))
@@ -151,12 +160,15 @@ func (s *Server) handle(c net.Conn, h *protocol.Handler) {
 			st.CurrConnections.Add(-1)
 			c.Close()
 		}()
-		sess := h.NewSession(context.Background(), &idleReader{c: c, idle: &s.idle, draining: &s.draining}, c)
+		cc := &clientConn{c: c, idle: &s.idle, draining: &s.draining}
+		sess := h.NewSession(context.Background(), cc, cc)
 		err := sess.Serve()
 		switch {
 		case err == nil, errors.Is(err, protocol.ErrQuit), isClosed(err), s.draining.Load():
 		case errors.Is(err, errIdle):
 			s.log.Info("closed idle connection", "remote", remote(c), "idle_timeout", time.Duration(s.idle.Load()))
+		case errors.Is(err, errStalled):
+			s.log.Info("closed connection that stopped reading its replies", "remote", remote(c), "idle_timeout", time.Duration(s.idle.Load()))
 		default:
 			s.log.Info("closed connection", "remote", remote(c), "reason", err.Error())
 		}
@@ -180,7 +192,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ln.Close()
 	}
 	// Wake readers blocked waiting for a request; a session that has
-	// buffered requests answers them first (see idleReader).
+	// buffered requests answers them first (see clientConn).
 	for c := range s.conns {
 		c.SetReadDeadline(time.Now())
 	}
@@ -202,46 +214,136 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-var errIdle = errors.New("idle timeout")
+var (
+	errIdle    = errors.New("idle timeout")
+	errStalled = errors.New("the client read nothing of its replies for the idle timeout")
+)
 
-// idleReader applies the idle timeout to every read and stops reading once
-// the server drains.
-type idleReader struct {
+// clientConn applies the idle timeout to a connection in both directions:
+// a read that waits idle_timeout for a byte ends the session, and so does a
+// write that makes no progress for idle_timeout (a client that stops
+// reading its replies). A client that trickles, one byte at a time, is
+// kept: every byte is progress, as memcached counts it.
+type clientConn struct {
 	c        net.Conn
 	idle     *atomic.Int64 // the server's idle timeout, nanoseconds
 	draining *atomic.Bool
-	deadline time.Time // the read deadline last set
+	// The deadlines last set. Moving a deadline costs a timer update, so it
+	// is moved only once it has drifted by deadlineSlack; a timeout that
+	// fires early is then re-armed for the rest (see wait).
+	rdeadline, wdeadline time.Time
 }
 
-// deadlineSlack is how stale the read deadline may get before a read moves
-// it: moving it costs a timer update, which on a busy connection would be
-// paid on every request.
+// deadlineSlack is how stale a deadline may get before an operation moves it.
 const deadlineSlack = time.Second
 
-func (r *idleReader) Read(p []byte) (int, error) {
+// arm moves *d (through set) so that it lies between timeout-deadlineSlack
+// and timeout after now; at once when a reload shortened the timeout.
+func arm(d *time.Time, now time.Time, timeout time.Duration, set func(time.Time) error) {
+	if left := d.Sub(now); left < timeout-deadlineSlack || left > timeout || timeout <= deadlineSlack {
+		*d = now.Add(timeout)
+		set(*d)
+	}
+}
+
+// rearm decides, after a timeout, whether the operation started at start
+// has really waited the whole timeout. If not (the deadline was armed up
+// to deadlineSlack early), it sets the deadline for the rest and reports
+// true: try again.
+func rearm(d *time.Time, start time.Time, timeout time.Duration, set func(time.Time) error) bool {
+	end := start.Add(timeout)
+	if !time.Now().Before(end) {
+		return false
+	}
+	*d = end
+	set(end)
+	return true
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (r *clientConn) Read(p []byte) (int, error) {
 	if r.draining.Load() {
 		return 0, errDraining
 	}
-	if timeout := time.Duration(r.idle.Load()); timeout > 0 {
-		now := time.Now()
-		// Move the deadline when it has drifted, or at once when a reload
-		// shortened the timeout.
-		if left := r.deadline.Sub(now); left < timeout-deadlineSlack || left > timeout || timeout <= deadlineSlack {
-			r.deadline = now.Add(timeout)
-			r.c.SetReadDeadline(r.deadline)
-		}
+	timeout := time.Duration(r.idle.Load())
+	if timeout <= 0 {
+		return r.c.Read(p)
 	}
-	n, err := r.c.Read(p)
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			if r.draining.Load() {
-				return n, errDraining
+	start := time.Now()
+	arm(&r.rdeadline, start, timeout, r.c.SetReadDeadline)
+	for {
+		n, err := r.c.Read(p)
+		if err == nil || !isTimeout(err) {
+			return n, err
+		}
+		if r.draining.Load() {
+			return n, errDraining
+		}
+		if n > 0 || !rearm(&r.rdeadline, start, timeout, r.c.SetReadDeadline) {
+			if n > 0 {
+				return n, nil
 			}
-			return n, errIdle
+			return 0, errIdle
 		}
 	}
-	return n, err
+}
+
+// Write writes all of b; it fails only when no byte went out for the idle
+// timeout.
+func (r *clientConn) Write(b []byte) (int, error) {
+	timeout := time.Duration(r.idle.Load())
+	if timeout <= 0 {
+		return r.c.Write(b)
+	}
+	written := 0
+	start := time.Now()
+	arm(&r.wdeadline, start, timeout, r.c.SetWriteDeadline)
+	for {
+		n, err := r.c.Write(b[written:])
+		written += n
+		if err == nil || !isTimeout(err) {
+			return written, err
+		}
+		if n > 0 {
+			start = time.Now() // progress: the timeout counts from here
+			arm(&r.wdeadline, start, timeout, r.c.SetWriteDeadline)
+			continue
+		}
+		if !rearm(&r.wdeadline, start, timeout, r.c.SetWriteDeadline) {
+			return written, errStalled
+		}
+	}
+}
+
+// WriteBuffers implements protocol.BuffersWriter: one writev for several
+// buffers, under the same progress rule as Write.
+func (r *clientConn) WriteBuffers(bufs *net.Buffers) (int64, error) {
+	timeout := time.Duration(r.idle.Load())
+	if timeout <= 0 {
+		return bufs.WriteTo(r.c)
+	}
+	var written int64
+	start := time.Now()
+	arm(&r.wdeadline, start, timeout, r.c.SetWriteDeadline)
+	for {
+		n, err := bufs.WriteTo(r.c)
+		written += n
+		if err == nil || !isTimeout(err) {
+			return written, err
+		}
+		if n > 0 {
+			start = time.Now()
+			arm(&r.wdeadline, start, timeout, r.c.SetWriteDeadline)
+			continue
+		}
+		if !rearm(&r.wdeadline, start, timeout, r.c.SetWriteDeadline) {
+			return written, errStalled
+		}
+	}
 }
 
 var errDraining = errors.New("server is shutting down")

@@ -91,6 +91,22 @@ func (p PostscreenRecord) latestPass() (int64, bool) {
 	return int64(latest), true
 }
 
+// earliestEnabled returns the earliest stamp of a test that was enabled
+// (any stamp but StampDisabled, StampNew included), saturated to int64, and
+// whether there was one.
+func (p PostscreenRecord) earliestEnabled() (int64, bool) {
+	earliest, found := uint64(math.MaxUint64), false
+	for _, s := range p.Stamps {
+		if s != StampDisabled {
+			earliest, found = min(earliest, s), true
+		}
+	}
+	if earliest > math.MaxInt64 {
+		return math.MaxInt64, found
+	}
+	return int64(earliest), found
+}
+
 // VerifyStatuses names verify's STATUS codes (DEL_RCPT_STAT_*).
 var VerifyStatuses = map[int]string{0: "OK", 1: "DEFER", 2: "BOUNCE", 3: "TODO"}
 

@@ -42,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -57,11 +58,21 @@ const (
 
 // ParseKind reads a kind from configuration text.
 func ParseKind(s string) (Kind, error) {
-	switch k := Kind(s); k {
-	case Postscreen, Verify, Fixed, Passthrough:
-		return k, nil
+	return parseWord(s, "map kind", Postscreen, Verify, Fixed, Passthrough)
+}
+
+// parseWord reads one of the allowed words of a setting from configuration
+// text; the error names the setting and lists the words.
+func parseWord[T ~string](s, setting string, allowed ...T) (T, error) {
+	words := make([]string, len(allowed))
+	for i, a := range allowed {
+		if string(a) == s {
+			return a, nil
+		}
+		words[i] = string(a)
 	}
-	return "", fmt.Errorf("unknown map kind %q: want postscreen, verify, fixed or passthrough", s)
+	list := strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+	return "", fmt.Errorf("unknown %s %q: want %s", setting, s, list)
 }
 
 // ClientTTL says what a typed map (postscreen, verify, fixed) does with the
@@ -78,12 +89,31 @@ const (
 )
 
 // ParseClientTTL reads a ClientTTL from configuration text.
-func ParseClientTTL(s string) (ClientTTL, error) {
-	switch c := ClientTTL(s); c {
-	case Ignore, Cap:
-		return c, nil
-	}
-	return "", fmt.Errorf("unknown client_ttl %q: want ignore or cap", s)
+func ParseClientTTL(s string) (ClientTTL, error) { return parseWord(s, "client_ttl", Ignore, Cap) }
+
+// RetentionRule says when a postscreen record's retention runs out.
+type RetentionRule string
+
+const (
+	// LatestPass (default; "" means LatestPass): the record lives until its
+	// latest passed stamp plus Retention. This is the intent stated in the
+	// comment of Postfix's psc_cache_validator ("remove the cache entry only
+	// after all tests have expired longer ago than the cache retention
+	// time"), and it spares a client that passed the after-220 tests from
+	// redoing them while its other passes are renewed.
+	LatestPass RetentionRule = "latest_pass"
+	// FirstExpired: what psc_cache_validator's code does (Postfix 3.7
+	// through 3.12): the record goes as soon as any enabled test's stamp is
+	// older than now - Retention, i.e. at its earliest stamp that is not
+	// StampDisabled plus Retention. A StampNew (0) stamp of an enabled test
+	// makes Postfix drop the record at its next cleanup run; repcache keeps
+	// such a record MinTTL, standing for that next run.
+	FirstExpired RetentionRule = "first_expired"
+)
+
+// ParseRetentionRule reads a RetentionRule from configuration text.
+func ParseRetentionRule(s string) (RetentionRule, error) {
+	return parseWord(s, "retention_rule", LatestPass, FirstExpired)
 }
 
 // ProbeTTL is Postfix verify's PROBE_TTL: a record whose probe went out less
@@ -100,6 +130,7 @@ type Rule struct {
 	TTL            time.Duration // fixed: every write lives TTL
 	MinTTL, MaxTTL time.Duration // clamp bounds; MaxTTL 0 = no upper bound
 	ClientTTL      ClientTTL
+	RetentionRule  RetentionRule // postscreen: when Retention runs out
 }
 
 const day = 24 * time.Hour
@@ -112,7 +143,7 @@ const day = 24 * time.Hour
 func Defaults(k Kind) Rule {
 	switch k {
 	case Postscreen:
-		return Rule{Kind: k, Retention: 7 * day, MinTTL: time.Hour, MaxTTL: 90 * day, ClientTTL: Ignore}
+		return Rule{Kind: k, Retention: 7 * day, MinTTL: time.Hour, MaxTTL: 90 * day, ClientTTL: Ignore, RetentionRule: LatestPass}
 	case Verify:
 		return Rule{Kind: k, PositiveExpire: 31 * day, NegativeExpire: 3 * day, MinTTL: time.Hour, MaxTTL: 90 * day, ClientTTL: Ignore}
 	default:
@@ -152,6 +183,11 @@ func (r Rule) Validate() error {
 			return err
 		}
 	}
+	if r.RetentionRule != "" {
+		if _, err := ParseRetentionRule(string(r.RetentionRule)); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -185,14 +221,7 @@ func (r Rule) Deadline(value []byte, clientDeadline, now int64) (deadline int64,
 		if err != nil {
 			return 0, false, err
 		}
-		latest, passed := rec.latestPass()
-		if !passed {
-			// Nothing passed yet, but the record still tells postscreen
-			// which tests were disabled; keep it the minimum.
-			life = secs(r.MinTTL)
-			break
-		}
-		life = subSat(addSat(latest, secs(r.Retention)), now)
+		life = r.postscreenLife(rec, now)
 	case Verify:
 		status, probed, updated, _, err := parseVerify(value)
 		if err != nil {
@@ -236,6 +265,26 @@ func (r Rule) passthrough(clientDeadline, now int64) (int64, bool, error) {
 		return 0, false, nil // only when now itself is at the end of time
 	}
 	return deadline, true, nil
+}
+
+// postscreenLife is a postscreen record's lifetime under r's RetentionRule.
+func (r Rule) postscreenLife(rec PostscreenRecord, now int64) int64 {
+	if r.RetentionRule == FirstExpired {
+		earliest, ok := rec.earliestEnabled()
+		if !ok || earliest == StampNew {
+			// No enabled test (Postfix's cleanup never drops it), or an
+			// enabled test never passed (dropped at the next cleanup run).
+			return secs(r.MinTTL)
+		}
+		return subSat(addSat(earliest, secs(r.Retention)), now)
+	}
+	latest, passed := rec.latestPass()
+	if !passed {
+		// Nothing passed yet, but the record still tells postscreen
+		// which tests were disabled; keep it the minimum.
+		return secs(r.MinTTL)
+	}
+	return subSat(addSat(latest, secs(r.Retention)), now)
 }
 
 // VerifyLife is what Postfix's verify makes of a record's times.

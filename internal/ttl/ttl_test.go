@@ -629,3 +629,60 @@ func FuzzDeadline(f *testing.F) {
 		}
 	})
 }
+
+// TestPostscreenRetentionRules sets repcache's default rule (latest pass +
+// retention) beside Postfix's code rule (psc_cache_validator: the first
+// enabled test's stamp + retention; a 0 stamp of an enabled test goes at
+// the next cleanup run, which repcache stands in for with min_ttl), on
+// records whose tests have Postfix's different TTLs: greet 1d, DNSBL up to
+// 1h, the deep tests 30d. The clock is the injected now.
+func TestPostscreenRetentionRules(t *testing.T) {
+	latest := Defaults(Postscreen) // retention 7d, clamp [1h, 90d]
+	first := with(latest, func(r *Rule) { r.RetentionRule = FirstExpired })
+	cases := []struct {
+		name          string
+		value         string
+		latest, first int64 // deadlines; 0 = not kept
+	}{
+		{"greet only (Debian example)", examplePostscreen, 1795673021 + 7*D, 1795673021 + 7*D},
+		{"greet 1d, dnsbl 1h, deep tests 30d", ps(now+D, now+H, now+30*D, now+30*D, now+30*D), now + 37*D, now + H + 7*D},
+		{"dnsbl expired 6d ago, deep tests fresh", ps(1, now-6*D, now+30*D, now+30*D, now+30*D), now + 37*D, now + D},
+		{"dnsbl expired 8d ago, deep tests fresh", ps(1, now-8*D, now+30*D, now+30*D, now+30*D), now + 37*D, 0},
+		{"deep tests enabled, not passed yet", ps(now+D, now+H, 0, 0, 0), now + 8*D, now + H},
+		{"every test disabled", "1;1;1;1;1", now + H, now + H},
+		{"every test new", "0;0;0;0;0", now + H, now + H},
+		{"missing fields read as disabled", ps(now + D), now + 8*D, now + 8*D},
+	}
+	for _, tc := range cases {
+		for _, rr := range []struct {
+			rule Rule
+			want int64
+		}{{latest, tc.latest}, {first, tc.first}} {
+			d, keep, err := rr.rule.Deadline([]byte(tc.value), 0, now)
+			if err != nil || keep != (rr.want != 0) || d != rr.want {
+				t.Errorf("%s, %s: Deadline = %d (now%+d), %v, %v; want %d (now%+d)", tc.name, rr.rule.RetentionRule, d, d-now, keep, err, rr.want, rr.want-now)
+			}
+		}
+	}
+	if err := with(latest, func(r *Rule) { r.RetentionRule = "all" }).Validate(); err == nil || err.Error() != `unknown retention_rule "all": want latest_pass or first_expired` {
+		t.Errorf("Validate(retention_rule all) = %v", err)
+	}
+}
+
+func TestVerifyLifeAndTestExpired(t *testing.T) {
+	r := Defaults(Verify)
+	if l := r.VerifyLife(0, 0, now); l.Valid != now+31*D || l.Probe != ProbeTTL || l.Until() != now+31*D {
+		t.Errorf("OK record: %+v", l)
+	}
+	if l := r.VerifyLife(3, now, 0); l.Valid != 3*D || l.Until() != now+ProbeTTL {
+		t.Errorf("TODO record: %+v", l)
+	}
+	for _, tc := range []struct {
+		stamp uint64
+		want  bool
+	}{{StampNew, false}, {StampDisabled, false}, {2, true}, {uint64(now), true}, {uint64(now) + 1, false}} {
+		if got := TestExpired(tc.stamp, now); got != tc.want {
+			t.Errorf("TestExpired(%d) = %v", tc.stamp, got)
+		}
+	}
+}

@@ -15,14 +15,16 @@ listen addresses for the mode, and the admin listener on all interfaces
 {{- end }}
 
 {{/*
-The memcache listen addresses: config.listen, or the mode's default.
+The memcache listen addresses: config.listen, or the mode's default (in
+sidecar mode the unix socket in the volume both containers mount: 0660,
+group 65532, where a loopback port would admit every container of the pod).
 Returned as a YAML list.
 */}}
 {{- define "repcache.listen" -}}
 {{- if .Values.config.listen }}
 {{- toYaml .Values.config.listen }}
 {{- else if eq .Values.mode "sidecar" }}
-- {{ printf "127.0.0.1:%d" (int .Values.containerPorts.memcache) | quote }}
+- {{ include "repcache.sidecarSocket" . | quote }}
 {{- else }}
 - {{ printf "0.0.0.0:%d" (int .Values.containerPorts.memcache) | quote }}
 {{- end }}
@@ -55,4 +57,28 @@ so 1000000 is not written 1e+06.
 {{- $v = int64 $v -}}
 {{- end -}}
 {{- toYaml (dict "v" $v) -}}
+{{- end }}
+
+{{/*
+repcache.sidecarSocket: sidecar mode's default listener, unix:DIR/repcache.sock.
+*/}}
+{{- define "repcache.sidecarSocket" -}}
+{{- printf "unix:%s/repcache.sock" .Values.sidecar.socket.dir -}}
+{{- end }}
+
+{{/*
+repcache.memcachePorts: the TCP ports repcache serves memcache on (the
+listen addresses and config.listeners), as a YAML list of numbers.
+*/}}
+{{- define "repcache.memcachePorts" -}}
+{{- $ports := list -}}
+{{- $addrs := include "repcache.listen" . | fromYamlArray -}}
+{{- range .Values.config.listeners }}{{ $addrs = append $addrs .address }}{{ end -}}
+{{- range $addrs -}}
+{{- $a := toString . -}}
+{{- if not (hasPrefix "unix:" $a) -}}
+{{- $ports = append $ports (regexFind "[0-9]+$" $a | int) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml ($ports | uniq) -}}
 {{- end }}

@@ -70,6 +70,12 @@ sidecar snippets. Takes (dict "ctx" $ "sidecar" bool "native" bool).
     - name: {{ ternary $v.sidecar.volumeName "config" .sidecar }}
       mountPath: /etc/repcache
       readOnly: true
+    {{- if .sidecar }}
+    # The unix socket Postfix connects to: mount this volume in the Postfix
+    # container at the same path.
+    - name: {{ $v.sidecar.socket.volumeName }}
+      mountPath: {{ $v.sidecar.socket.dir }}
+    {{- end }}
     {{- with $v.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -104,12 +110,16 @@ Postfix at shutdown, so Postfix never runs without its cache.
 {{- end }}
 
 {{/*
-repcache.sidecarVolumes: the volume the sidecar container mounts (list items).
+repcache.sidecarVolumes: the volumes the sidecar container mounts (list
+items): its configuration, and the emptyDir that holds its socket, which
+the Postfix container mounts too (at sidecar.socket.dir).
 */}}
 {{- define "repcache.sidecarVolumes" -}}
 - name: {{ .Values.sidecar.volumeName }}
   configMap:
     name: {{ include "repcache.fullname" . }}
+- name: {{ .Values.sidecar.socket.volumeName }}
+  emptyDir: {}
 {{- end }}
 
 {{/*

@@ -100,6 +100,9 @@ Checks that fail the rendering with a message naming the value to change.
 {{- if and (eq .Values.config.backup.backend "redis") (not .Values.config.backup.redis.addrs) }}
 {{- fail "config.backup.redis.addrs: backup.backend redis needs at least one address (host:port)" }}
 {{- end }}
+{{- if and (eq .Values.mode "standalone") (gt (int .Values.replicaCount) 1) (ne .Values.config.cache.backend "memcached") }}
+{{- fail (printf "replicaCount: %d replicas with config.cache.backend %s would be %d separate caches (a client that passed through one replica is new on the others); set config.cache.backend memcached with config.cache.memcached.servers (one cache for every replica), or replicaCount 1" (int .Values.replicaCount) .Values.config.cache.backend (int .Values.replicaCount)) }}
+{{- end }}
 {{- if and .Values.pdb.minAvailable .Values.pdb.maxUnavailable }}
 {{- fail "pdb: set minAvailable or maxUnavailable, not both" }}
 {{- end }}

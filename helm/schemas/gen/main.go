@@ -60,6 +60,7 @@ var kinds = []struct{ group, version, kind string }{
 	{"", "v1", "ServiceAccount"},
 	{"apps", "v1", "Deployment"},
 	{"policy", "v1", "PodDisruptionBudget"},
+	{"networking.k8s.io", "v1", "NetworkPolicy"},
 }
 
 // The prometheus-operator CRDs, as files of example/prometheus-operator-crd.

@@ -430,7 +430,9 @@ func TestConcurrentIncr(t *testing.T) {
 
 func TestDurableAcrossKill(t *testing.T) {
 	srv := testenv.Redis(t, testenv.RedisOptions{AOF: true})
-	s := newStore(t, srv, Options{})
+	// fsync on every write can outlast the 100ms default on a busy disk;
+	// this test is about durability, not deadlines.
+	s := newStore(t, srv, Options{Timeout: 5 * time.Second})
 	now := time.Now().Unix()
 	cas := make([]uint64, 200)
 	for i := range cas {
