@@ -103,3 +103,67 @@ maps:
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Row 8, Sentinel: the master killed, the replica promoted by the
+// Sentinel; no acknowledged sync write is missing from the new master.
+func TestRedisSentinelFailover(t *testing.T) {
+	rs := testenv.NewRedisSentinel(t, 1)
+	mcd := startMemcached(t)
+	in := &instance{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), admin: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
+	cfg := path.Join(t.TempDir(), "repcache.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: [%q]
+admin:
+  listen: %q
+cache:
+  backend: memcached
+  probe_interval: 200ms
+  memcached:
+    servers: [%q]
+backup:
+  backend: redis
+  redis:
+    master_name: %s
+    addrs: [%q]
+maps:
+  - {name: plain, prefix: "plain:", kind: passthrough, backup: sync}
+`, in.addr, in.admin, mcd.addr, rs.Name, rs.Sentinel)), 0o644)
+	in.p = start(t, nil, "--config", cfg)
+	in.p.waitListening(t, in.addr)
+	m := dialMC(t, in.addr)
+	mustLine(t, m, "set plain:before 0 0 1\r\nx\r\n", "STORED")
+	old := rs.Master(t)
+	rs.Servers[0].Kill(t)
+	rs.WaitFailover(t, old)
+	// repcache follows the Sentinel's switch: wait for one write that
+	// reached Redis (stored, not degraded).
+	waitFor(t, "a write to reach the promoted master", func() bool {
+		d := in.metric(t, "repcache_backup_degraded_writes_total")
+		return m.line("set plain:probe 0 0 1\r\nx\r\n") == "STORED" && in.metric(t, "repcache_backup_degraded_writes_total") == d
+	})
+	degradedBefore := in.metric(t, "repcache_backup_degraded_writes_total")
+	var acked []string
+	for i := range 100 {
+		k := fmt.Sprintf("plain:after%d", i)
+		if m.line(fmt.Sprintf("set %s 0 0 1\r\nx\r\n", k)) == "STORED" {
+			acked = append(acked, k)
+		}
+	}
+	master := rs.Master(t)
+	var promoted *testenv.RedisServer
+	for _, s := range rs.Servers {
+		if s.Addr() == master {
+			promoted = s
+		}
+	}
+	missing := 0
+	for _, k := range acked {
+		if promoted.Do(t, "EXISTS", "repcache:"+k) != "1" {
+			missing++
+		}
+	}
+	t.Logf("after the Sentinel failover: %d of 100 sync writes acknowledged, %d missing from the new master, %v degraded",
+		len(acked), missing, in.metric(t, "repcache_backup_degraded_writes_total")-degradedBefore)
+	if missing > 0 {
+		t.Errorf("%d acknowledged sync writes missing from Redis after the Sentinel failover", missing)
+	}
+}
