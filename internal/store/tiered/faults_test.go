@@ -15,7 +15,7 @@ import (
 
 func TestMissedWriteIsInvalidatedBeforeTheCacheServesIt(t *testing.T) {
 	cache := &down{inner: mem(t)}
-	s := routed(New(cache, mem(t), Options{}), Rule{Backup: Sync})
+	s := routed(New(cache, mem(t), Options{}), store.Route{Backup: store.SyncBackup})
 	defer s.Close()
 	set(t, s, "k", "v1", 0)
 	set(t, s, "d", "x", 0)
@@ -65,7 +65,7 @@ func (m *generations) NextCacheGeneration(_ context.Context, above uint64) (uint
 func TestOverflowMovesTheGenerationOn(t *testing.T) {
 	cache := &down{inner: mem(t)}
 	gens := &generations{}
-	s := routed(New(cache, mem(t), Options{InvalidationLimit: 2, Generations: gens}), Rule{Backup: Sync})
+	s := routed(New(cache, mem(t), Options{InvalidationLimit: 2, Generations: gens}), store.Route{Backup: store.SyncBackup})
 	defer s.Close()
 	for i := range 5 {
 		set(t, s, fmt.Sprint("k", i), "v1", 0)
@@ -95,7 +95,7 @@ func TestOverflowMovesTheGenerationOn(t *testing.T) {
 
 func TestRefusedSyncWriteLeavesNoTrace(t *testing.T) {
 	cache, backup := mem(t), &down{inner: mem(t)}
-	s := routed(New(cache, backup, Options{}), Rule{Backup: Sync, FailOnBackupError: true})
+	s := routed(New(cache, backup, Options{}), store.Route{Backup: store.SyncBackup, FailOnBackupError: true})
 	defer s.Close()
 	set(t, s, "k", "v1", 0)
 	backup.off.Store(true)
@@ -114,7 +114,7 @@ func TestRefusedSyncWriteLeavesNoTrace(t *testing.T) {
 func TestAsyncWritesRetriedUntilTheBackupReturns(t *testing.T) {
 	backup := &down{inner: mem(t)}
 	backup.off.Store(true)
-	s := routed(New(mem(t), backup, Options{}), Rule{Backup: Async})
+	s := routed(New(mem(t), backup, Options{}), store.Route{Backup: store.AsyncBackup})
 	for i := range 500 {
 		set(t, s, fmt.Sprint("k", i), "v", 0)
 	}
@@ -138,7 +138,7 @@ func TestAsyncWritesRetriedUntilTheBackupReturns(t *testing.T) {
 func TestQueueBoundedInBytes(t *testing.T) {
 	backup := &down{inner: mem(t)}
 	backup.off.Store(true)
-	s := routed(New(mem(t), backup, Options{QueueBytes: 10 << 10}), Rule{Backup: Async})
+	s := routed(New(mem(t), backup, Options{QueueBytes: 10 << 10}), store.Route{Backup: store.AsyncBackup})
 	defer s.Drain(canceled())
 	big := string(make([]byte, 4<<10))
 	for i := range 10 {
@@ -157,7 +157,7 @@ func canceled() context.Context {
 
 func TestWarmIsNotAClientRead(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s := routed(New(mem(t), mem(t), Options{Registerer: reg, Maps: []string{"m"}}), Rule{Map: "m", Backup: Sync})
+	s := routed(New(mem(t), mem(t), Options{Registerer: reg, Maps: []string{"m"}}), store.Route{Map: "m", Backup: store.SyncBackup})
 	defer s.Close()
 	if _, err := s.Store(context.Background(), store.Add, store.Item{Key: []byte("k"), Value: []byte("v")}, now); err != nil {
 		t.Fatal(err)

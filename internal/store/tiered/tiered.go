@@ -35,21 +35,6 @@ import (
 	"github.com/repcache/repcache/internal/store"
 )
 
-// Rule, Backup and the backup rules are store.Route and store.Backup
-// under their old names, kept while the policy package's TierRule still
-// uses them; the tiers read the route from the request carrier.
-type Rule = store.Route
-
-// Backup is a map's backup rule (store.Backup).
-type Backup = store.Backup
-
-// The backup rules under their config names.
-const (
-	None  = store.NoBackup
-	Sync  = store.SyncBackup
-	Async = store.AsyncBackup
-)
-
 // Generations keeps the cache generation where every instance sharing the
 // cache sees it (in the backup).
 type Generations interface {
@@ -206,7 +191,7 @@ func (s *Store) cacheKey(key []byte) []byte {
 // from the cache now), nor, for backed-up keys, while the generation is due
 // to move on.
 func (s *Store) cacheUsable(ctx context.Context, r store.Route, key []byte, now int64) bool {
-	if r.Backup == None || s.inv.empty() {
+	if r.Backup == store.NoBackup || s.inv.empty() {
 		return true
 	}
 	if s.inv.overflowed() {
@@ -227,7 +212,7 @@ func (s *Store) cacheUsable(ctx context.Context, r store.Route, key []byte, now 
 // missed remembers that a write of key may not have reached the cache.
 func (s *Store) missed(r store.Route, key []byte) {
 	s.Counts.CacheErrors.Add(1)
-	if r.Backup != None && s.inv.add(key) {
+	if r.Backup != store.NoBackup && s.inv.add(key) {
 		s.o.Logger.Warn("too many cache writes missed to remember each: the cache generation will move on once the cache answers",
 			"limit", s.o.InvalidationLimit)
 	}
@@ -269,7 +254,7 @@ func (s *Store) get(ctx context.Context, r store.Route, key, buf []byte, now int
 	if cacheDown && err != errCacheSkipped {
 		s.Counts.CacheErrors.Add(1)
 	}
-	if r.Backup == None {
+	if r.Backup == store.NoBackup {
 		if cacheDown {
 			return store.Item{}, s.outage(err)
 		}
@@ -328,7 +313,7 @@ func (s *Store) readBackup(ctx context.Context, r store.Route, key []byte, now i
 // still holds (after a cache restart). It is not a client read: it is not
 // counted in the hit ratio.
 func (s *Store) warm(ctx context.Context, r store.Route, key []byte, now int64) {
-	if r.Backup != None {
+	if r.Backup != store.NoBackup {
 		s.get(ctx, r, key, nil, now, false)
 	}
 }
@@ -345,7 +330,7 @@ func (s *Store) invalidate(ctx context.Context, r store.Route, key []byte, now i
 // Store implements store.Store.
 func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
 	r := s.route(ctx)
-	if mode == store.CASStale && r.Backup != None {
+	if mode == store.CASStale && r.Backup != store.NoBackup {
 		return 0, store.ErrUnsupported // the backup would get the value without its stale mark
 	}
 	if mode != store.Set {
@@ -360,12 +345,12 @@ func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 	it.Key = key
 	if failed(err) {
 		s.missed(r, key)
-		if r.Backup == None {
+		if r.Backup == store.NoBackup {
 			return cas, err
 		}
 		return s.storeBackupOnly(ctx, mode, it, now, err)
 	}
-	if r.Backup == None || err != nil {
+	if r.Backup == store.NoBackup || err != nil {
 		return cas, err
 	}
 	final := it
@@ -400,7 +385,7 @@ func (s *Store) replicate(ctx context.Context, r store.Route, op store.Op, now i
 	if store.Expired(op.Item.Deadline, now) {
 		op.Delete = true // stored already expired: the backup must not keep an older version
 	}
-	if r.Backup == Async {
+	if r.Backup == store.AsyncBackup {
 		s.q.push(op)
 		return nil
 	}
@@ -458,7 +443,7 @@ func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, n
 	if failed(err) && err != errCacheSkipped {
 		s.missed(r, key)
 	}
-	if r.Backup == None {
+	if r.Backup == store.NoBackup {
 		return err
 	}
 	if failed(err) {
@@ -470,7 +455,7 @@ func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, n
 		s.Counts.ServedByBackup.Add(1)
 		return berr
 	}
-	if r.Backup == Async {
+	if r.Backup == store.AsyncBackup {
 		s.q.push(store.Op{Delete: true, Item: store.Item{Key: key}})
 		return err
 	}
@@ -508,7 +493,7 @@ func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 	if failed(err) && err != errCacheSkipped {
 		s.missed(r, key)
 	}
-	if r.Backup == None || err != nil && !failed(err) {
+	if r.Backup == store.NoBackup || err != nil && !failed(err) {
 		return it, err
 	}
 	if failed(err) {
@@ -556,7 +541,7 @@ func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now i
 	if failed(err) && err != errCacheSkipped {
 		s.missed(r, key)
 	}
-	if r.Backup == None || err != nil && !failed(err) {
+	if r.Backup == store.NoBackup || err != nil && !failed(err) {
 		return v, err
 	}
 	if failed(err) {
