@@ -15,9 +15,18 @@ const internalPrefix = "\x00repcache:"
 
 func (s *Store) internalKey(name string) string { return s.prefix + internalPrefix + name }
 
-// Ping checks that Redis answers (every master of a cluster).
+// Ping checks that Redis answers (every master of a cluster). On a cluster
+// a failure first reloads the slot map and pings again: after a failover,
+// a dead master is not asked again, and the calls after the probe go to
+// the promoted replica (go-redis would otherwise wait for a MOVED reply,
+// which a dead master never sends).
 func (s *Store) Ping(ctx context.Context) error {
-	err := s.forEachMaster(ctx, func(ctx context.Context, c goredis.Cmdable) error { return c.Ping(ctx).Err() })
+	ping := func(ctx context.Context, c goredis.Cmdable) error { return c.Ping(ctx).Err() }
+	err := s.forEachMaster(ctx, ping)
+	if cc, ok := s.c.(*goredis.ClusterClient); ok && err != nil {
+		cc.ReloadState(ctx)
+		err = s.forEachMaster(ctx, ping)
+	}
 	if err != nil {
 		return fmt.Errorf("redis ping: %w", err)
 	}
