@@ -432,7 +432,7 @@ func (s *Store) degradeEnded() {
 // across two tiers they are not implemented yet.
 func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
 	r := s.route(ctx)
-	if !o.Plain() && r.Backup != None {
+	if !o.Plain() && r.Backup != store.NoBackup {
 		return store.ErrUnsupported
 	}
 	var err error
@@ -519,7 +519,7 @@ func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 // meta state (store.PlainMetaGet); the others are refused for now. A key
 // kept in the cache tier only goes to the cache as it is.
 func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
-	if s.route(ctx).Backup == None {
+	if s.route(ctx).Backup == store.NoBackup {
 		it, st, err := s.cache.MetaGet(ctx, s.cacheKey(key), buf, o, now)
 		it.Key = key
 		if failed(err) {
@@ -535,7 +535,7 @@ func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOpt
 // key's cache as they are; across two tiers they are not implemented yet.
 func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
 	r := s.route(ctx)
-	if !o.Plain() && r.Backup != None {
+	if !o.Plain() && r.Backup != store.NoBackup {
 		return store.Counter{}, store.ErrUnsupported
 	}
 	s.warm(ctx, r, key, now)
