@@ -2,8 +2,10 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"syscall"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -31,6 +33,23 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("redis ping: %w", err)
 	}
 	return nil
+}
+
+// onOwner runs a write; on a cluster, a write refused by its node's
+// address (the master died: a refused connection applied nothing) is
+// retried once after reloading the slot map, so that once the cluster has
+// promoted the replica the write reaches it without waiting for a probe.
+// go-redis alone would retry the dead address, which never answers MOVED.
+func (s *Store) onOwner(ctx context.Context, write func() error) error {
+	err := write()
+	cc, ok := s.c.(*goredis.ClusterClient)
+	if !ok || !errors.Is(err, syscall.ECONNREFUSED) {
+		return err
+	}
+	if rerr := cc.ForEachMaster(ctx, func(context.Context, *goredis.Client) error { return nil }); rerr != nil { // reloads the slot map
+		return err
+	}
+	return write()
 }
 
 // generationScript returns the cache generation, first raising it to

@@ -260,6 +260,9 @@ func (s *Store) get(ctx context.Context, r store.Route, key, buf []byte, now int
 		}
 		return store.Item{}, store.ErrNotFound
 	}
+	if r.Backup == store.AsyncBackup && !cacheDown && s.q.behind(key) {
+		return store.Item{}, store.ErrNotFound // the cache has the latest write (a delete); the backup is behind
+	}
 	bit, berr := s.readBackup(ctx, r, key, now, !cacheDown, count)
 	switch {
 	case berr == nil:
