@@ -28,6 +28,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -312,6 +313,7 @@ func kubePlay(t testing.TB, objs []map[string]any) []string {
 	t.Helper()
 	var buf bytes.Buffer
 	var pods []string
+	adaptVolumes(t, objs)
 	for _, o := range objs {
 		switch o["kind"] {
 		case "ConfigMap", "Pod", "Deployment":
@@ -367,6 +369,51 @@ func kubePlay(t testing.TB, objs []map[string]any) []string {
 		}
 	}
 	return pods
+}
+
+var playCount atomic.Int64
+
+// adaptVolumes makes two changes podman 4.3 needs for the volumes of a
+// rendered spec to behave as in Kubernetes:
+//
+//   - podman turns a configMap volume into a named volume called after the
+//     ConfigMap, shared by every pod that names it, and rewrites it on each
+//     play: two releases (or replicas played one by one) would read each
+//     other's configuration. Each play's ConfigMaps get a name of their own.
+//   - podman chowns a new emptyDir volume to the user of whichever container
+//     mounts it first (root Postfix, so repcache, 65532, cannot create its
+//     socket), where Kubernetes makes an emptyDir 0777. Each emptyDir
+//     becomes a hostPath directory of the test, mode 0777.
+func adaptVolumes(t testing.TB, objs []map[string]any) {
+	t.Helper()
+	suffix := fmt.Sprintf("-p%d-%d", os.Getpid(), playCount.Add(1))
+	for _, o := range objs {
+		meta, _ := o["metadata"].(map[string]any)
+		if o["kind"] == "ConfigMap" {
+			meta["name"] = meta["name"].(string) + suffix
+		}
+		spec, _ := o["spec"].(map[string]any)
+		if o["kind"] == "Deployment" {
+			spec, _ = spec["template"].(map[string]any)["spec"].(map[string]any)
+		}
+		if o["kind"] != "Pod" && o["kind"] != "Deployment" {
+			continue
+		}
+		for _, v := range asList(spec["volumes"]) {
+			v := v.(map[string]any)
+			if cm, ok := v["configMap"].(map[string]any); ok {
+				cm["name"] = cm["name"].(string) + suffix
+			}
+			if _, ok := v["emptyDir"]; ok {
+				dir := t.TempDir()
+				if err := os.Chmod(dir, 0o777); err != nil {
+					t.Fatal(err)
+				}
+				delete(v, "emptyDir")
+				v["hostPath"] = map[string]any{"path": dir, "type": "Directory"}
+			}
+		}
+	}
 }
 
 // containerLogs returns a container's standard output and error.

@@ -125,6 +125,10 @@ type instance struct {
 }
 
 func startInstance(t *testing.T, mcAddr, redisAddr, maps, cacheYAML, backupYAML string) *instance {
+	return startInstanceRedisTimeout(t, mcAddr, redisAddr, maps, cacheYAML, backupYAML, "1s")
+}
+
+func startInstanceRedisTimeout(t *testing.T, mcAddr, redisAddr, maps, cacheYAML, backupYAML, redisTimeout string) *instance {
 	t.Helper()
 	in := &instance{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), admin: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
 	cfg := path.Join(t.TempDir(), "repcache.yaml")
@@ -140,8 +144,8 @@ backup:
   backend: redis
 %s  redis:
     addrs: [%q]
-    timeout: 1s
-%s`, in.addr, in.admin, cacheYAML, mcAddr, backupYAML, redisAddr, maps)), 0o644)
+    timeout: %s
+%s`, in.addr, in.admin, cacheYAML, mcAddr, backupYAML, redisAddr, redisTimeout, maps)), 0o644)
 	in.p = start(t, nil, "--config", cfg)
 	in.p.waitListening(t, in.addr)
 	return in
@@ -309,4 +313,172 @@ func TestMissedWritesOverflowMovesGenerationOn(t *testing.T) {
 			}
 		}
 	}
+}
+
+const asyncMaps = `maps:
+  - {name: plain, prefix: "plain:", kind: passthrough, backup: async}
+`
+
+// Row 2: with on_backup_error: fail, a write Redis does not confirm is
+// answered SERVER_ERROR naming the failure class (row 6: no address), and
+// leaves nothing in the cache: clients read the old record afterwards.
+func TestRefusedSyncWriteLeavesNoTrace(t *testing.T) {
+	mcd := startMemcached(t)
+	rd := testenv.Redis(t, testenv.RedisOptions{})
+	rl := newRelay(t, rd.Addr())
+	in := startInstance(t, mcd.addr, rl.addr, syncMaps, "", "")
+	m := dialMC(t, in.addr)
+	mustLine(t, m, "set plain:k 0 0 2\r\nv1\r\n", "STORED")
+	rl.set(true)
+	mustLine(t, m, "set plain:k 0 0 2\r\nv2\r\n", "SERVER_ERROR redis timeout")
+	// memcached itself holds no v2 (read it directly, not through the tiers).
+	if it, err := memcache.New(mcd.addr).Get("plain:k"); err == nil && strings.Contains(string(it.Value), "v2") {
+		t.Fatalf("the refused write is in memcached: %q", it.Value)
+	}
+	rl.set(false)
+	if v, _ := value(t, in.addr, "plain:k"); v != "v1" {
+		t.Fatalf("after the refused write, clients read %q, want v1", v)
+	}
+}
+
+// Row 3: an async map rides out a 0.5 s Redis stall at 3,000 writes: none
+// dropped, all in Redis once it answers again.
+func TestAsyncBackupRidesOutAStall(t *testing.T) {
+	mcd := startMemcached(t)
+	rd := testenv.Redis(t, testenv.RedisOptions{})
+	// Redis's default 100ms deadline: the stall fails the batches under way.
+	in := startInstanceRedisTimeout(t, mcd.addr, rd.Addr(), asyncMaps, "", "", "100ms")
+	const n = 3000
+	writes := make(chan int)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := memcache.New(in.addr)
+			c.Timeout = 5 * time.Second
+			for i := range writes {
+				k := fmt.Sprintf("plain:a%d", i)
+				if err := c.Set(&memcache.Item{Key: k, Value: []byte("v-" + k)}); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	rd.Stop(t)
+	stalled := time.Now()
+	for i := range n {
+		writes <- i
+		if i == n/2 {
+			time.Sleep(time.Until(stalled.Add(500 * time.Millisecond)))
+			rd.Cont(t)
+		}
+	}
+	close(writes)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("write failed: %v", err)
+	}
+	waitFor(t, "the async queue to drain", func() bool {
+		return in.metric(t, "repcache_backup_queue_length") == 0 && in.metric(t, "repcache_backup_queue_bytes") == 0
+	})
+	dropped, retries := in.metric(t, "repcache_backup_dropped_total"), in.metric(t, "repcache_backup_retries_total")
+	t.Logf("%d async writes across a 0.5 s Redis stall: %v dropped, %v batch retries", n, dropped, retries)
+	if dropped != 0 {
+		t.Fatalf("%v async writes dropped across a 0.5 s stall", dropped)
+	}
+	missing := 0
+	for i := range n {
+		if rd.Do(t, "EXISTS", fmt.Sprintf("repcache:plain:a%d", i)) != "1" {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d async writes missing from Redis after it came back", missing, n)
+	}
+}
+
+// Row 3, at the bound: a queue smaller than the backlog drops, counts, and
+// logs once for the episode; it drains when Redis is back.
+func TestAsyncBackupDropsOnlyAtTheBound(t *testing.T) {
+	mcd := startMemcached(t)
+	rd := testenv.Redis(t, testenv.RedisOptions{})
+	in := startInstance(t, mcd.addr, rd.Addr(), asyncMaps, "", "  queue_size: 50\n")
+	m := dialMC(t, in.addr)
+	rd.Stop(t)
+	for i := range 300 {
+		mustLine(t, m, fmt.Sprintf("set plain:b%d 0 0 1\r\nx\r\n", i), "STORED")
+	}
+	rd.Cont(t)
+	waitFor(t, "the async queue to drain", func() bool { return in.metric(t, "repcache_backup_queue_length") == 0 })
+	waitFor(t, "the drop episode to end", func() bool { return strings.Contains(in.p.out.String(), "async backup queue drained") })
+	dropped := in.metric(t, "repcache_backup_dropped_total")
+	if dropped == 0 || dropped > 300-50 {
+		t.Fatalf("%v of 300 writes dropped with a 50-write queue", dropped)
+	}
+	if n := strings.Count(in.p.out.String(), "async backup queue full"); n != 1 {
+		t.Fatalf("drop episode logged %d times, want once", n)
+	}
+}
+
+// Row 4: Redis restarted without persistence is noticed (logged, counted),
+// and repcache keeps serving from the cache.
+func TestBackupRestartedEmptyIsNoticed(t *testing.T) {
+	mcd := startMemcached(t)
+	rd := testenv.Redis(t, testenv.RedisOptions{})
+	in := startInstance(t, mcd.addr, rd.Addr(), syncMaps, "", "")
+	m := dialMC(t, in.addr)
+	mustLine(t, m, "set plain:k 0 0 2\r\nv1\r\n", "STORED")
+	waitFor(t, "the cache generation to be read from Redis", func() bool {
+		return rd.Do(t, "EXISTS", "repcache:\x00repcache:cache-generation") == "1"
+	})
+	rd.Kill(t)
+	rd.Restart(t) // no AOF, no RDB: empty
+	waitFor(t, "the loss to be counted", func() bool { return in.metric(t, "repcache_backup_lost_total") >= 1 })
+	if !strings.Contains(in.p.out.String(), "the backup lost its data") {
+		t.Fatalf("the loss is not logged:\n%s", in.p.out.String())
+	}
+	if v, _ := value(t, in.addr, "plain:k"); v != "v1" {
+		t.Fatalf("after Redis lost its data, clients read %q, want v1 from the cache", v)
+	}
+}
+
+// Row 5: /readyz follows the cache tier with no client traffic: 503 while
+// memcached is down at start, 200 once it runs, 503 while it hangs.
+func TestReadinessFollowsTheCacheWithoutTraffic(t *testing.T) {
+	mcd := startMemcached(t)
+	mcd.kill()
+	rd := testenv.Redis(t, testenv.RedisOptions{})
+	in := startInstance(t, mcd.addr, rd.Addr(), syncMaps, "", "")
+	waitFor(t, "/readyz 503 with memcached down at start", func() bool { return in.ready(t) == 503 })
+	mcd.start()
+	waitFor(t, "/readyz 200 once memcached runs", func() bool { return in.ready(t) == 200 })
+	mcd.cmd.Signal(syscall.SIGSTOP)
+	t.Cleanup(func() { mcd.cmd.Signal(syscall.SIGCONT) })
+	waitFor(t, "/readyz 503 with memcached hung", func() bool { return in.ready(t) == 503 })
+	mcd.cmd.Signal(syscall.SIGCONT)
+	waitFor(t, "/readyz 200 once memcached answers again", func() bool { return in.ready(t) == 200 })
+	// Row 6: the outage is logged once per change of state, not per probe.
+	if n := strings.Count(in.p.out.String(), `msg="tier unreachable" tier=cache`); n != 2 {
+		t.Fatalf("%d 'tier unreachable' lines for two outages:\n%s", n, in.p.out.String())
+	}
+}
+
+// Row 5: with Redis down when repcache starts, the expiry-event
+// subscription is retried, and Redis's expirations are counted once it runs.
+func TestExpirySubscriptionRetried(t *testing.T) {
+	mcd := startMemcached(t)
+	rd := testenv.Redis(t, testenv.RedisOptions{Args: []string{"--notify-keyspace-events", "Ex"}})
+	rd.Kill(t)
+	in := startInstance(t, mcd.addr, rd.Addr(), syncMaps, "", "")
+	rd.Restart(t)
+	m := dialMC(t, in.addr)
+	waitFor(t, "a write to reach Redis", func() bool {
+		return m.line("set plain:e 0 1 1\r\nx\r\n") == "STORED" && rd.Do(t, "EXISTS", "repcache:plain:e") == "1"
+	})
+	waitFor(t, "Redis's expiration to be counted", func() bool {
+		return in.metric(t, "repcache_expirations_total", `tier="backup"`) >= 1
+	})
 }

@@ -65,6 +65,7 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 		mc, err := memcached.New(memcached.Options{
 			Servers:     cfg.Cache.Memcached.Servers,
 			Timeout:     cfg.Cache.Memcached.Timeout,
+			Conns:       cfg.Cache.Memcached.Conns,
 			MaxItemSize: int(cfg.Limits.MaxItemSize),
 		})
 		if err != nil {
@@ -72,7 +73,7 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 		}
 		g := guard.New("memcached", mc, guard.Options{Timeout: cfg.Cache.Memcached.Timeout, Metrics: gm, Logger: log})
 		t.cache, t.cacheGuard = g, g
-		o.CachePing = probeThrough{g, mc}
+		o.CachePing = g // the store's Ping, under the breaker
 	default:
 		m, err := memory.New(memory.Options{MaxBytes: int64(cfg.Cache.Memory.MaxBytes), MaxItemSize: int(cfg.Limits.MaxItemSize),
 			OnExpire: func(key []byte) { live.Load().Expired(key, "cache") }, Registerer: reg})
@@ -108,13 +109,13 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 		}
 		g := guard.New("redis", r, guard.Options{Timeout: rc.Timeout, Metrics: gm, Logger: log})
 		t.backup = g
+		t.redis = r
 		o.BackupPing = g
 		if t.cacheGuard != nil {
 			// A cache shared with other instances carries the generation
 			// they all read from Redis.
 			o.Generations = r
 		}
-		t.redis = r
 	}
 	o.ErrorOnOutage = cfg.OnError == "error"
 	o.QueueSize = cfg.Backup.QueueSize
@@ -127,19 +128,8 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 		o.Maps = append(o.Maps, m.Name)
 	}
 	t.tiered = tiered.New(t.cache, t.backup, o)
-	t.store = routeByPolicy{t.tiered, live}
+	t.store = t.tiered
 	return t, nil
-}
-
-// probeThrough probes a backend with ping, under its guard's breaker: a
-// failed probe counts toward opening it, a successful one closes it.
-type probeThrough struct {
-	g    *guard.Guard
-	ping guard.Pinger
-}
-
-func (p probeThrough) Ping(ctx context.Context) error {
-	return p.g.Probe(ctx, p.ping)
 }
 
 // watchRedisExpiry counts Redis's expirations per map from keyspace events.
@@ -157,51 +147,3 @@ func (t *tiers) watchRedisExpiry(r *redis.Store, live *policy.Live, log *slog.Lo
 	}
 	t.stopWatch = stop
 }
-
-// routeByPolicy gives a request the route of its key's map when it comes
-// without a request carrier: the policy layer writes the route into the
-// carrier, but until the protocol layer puts one in every request's
-// context, the tiers would see none. Delete it once the protocol does.
-type routeByPolicy struct {
-	next *tiered.Store
-	live *policy.Live
-}
-
-func (r routeByPolicy) ctx(ctx context.Context, key []byte) context.Context {
-	if store.RequestFrom(ctx) != nil {
-		return ctx // the policy layer has set the route
-	}
-	var route store.Route
-	if m := r.live.Load().Lookup(key); m != nil {
-		route = m.Route
-	}
-	return store.NewContext(ctx, &store.Request{Route: route})
-}
-
-func (r routeByPolicy) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
-	return r.next.Get(r.ctx(ctx, key), key, buf, now)
-}
-
-func (r routeByPolicy) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
-	return r.next.MetaGet(r.ctx(ctx, key), key, buf, o, now)
-}
-
-func (r routeByPolicy) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
-	return r.next.Touch(r.ctx(ctx, key), key, deadline, buf, now)
-}
-
-func (r routeByPolicy) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
-	return r.next.Store(r.ctx(ctx, it.Key), mode, it, now)
-}
-
-func (r routeByPolicy) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
-	return r.next.Delete(r.ctx(ctx, key), key, o, now)
-}
-
-func (r routeByPolicy) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
-	return r.next.Incr(r.ctx(ctx, key), key, o, now)
-}
-
-func (r routeByPolicy) Flush(ctx context.Context) error { return r.next.Flush(ctx) }
-func (r routeByPolicy) Close() error                    { return r.next.Close() }
-func (r routeByPolicy) Stats() store.Stats              { return r.next.Stats() }

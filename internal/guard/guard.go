@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -71,7 +72,12 @@ type Guard struct {
 	name    string
 	next    store.Store
 	timeout time.Duration
-	cb      *gobreaker.CircuitBreaker[any]
+	cb      atomic.Pointer[gobreaker.CircuitBreaker[any]]
+	// settings build a fresh (closed) breaker: at start, and when a
+	// background probe finds the backend answering while the breaker is
+	// open (gobreaker has no reset).
+	settings gobreaker.Settings
+	log      *slog.Logger
 }
 
 var _ store.Store = (*Guard)(nil)
@@ -98,15 +104,16 @@ func New(name string, next store.Store, o Options) *Guard {
 		// Answers about data (miss, exists, refused) are the backend working.
 		IsSuccessful: func(err error) bool { return err == nil || IsAnswer(err) },
 	}
-	g := &Guard{name: name, next: next, timeout: o.Timeout, metrics: o.Metrics}
+	g := &Guard{name: name, next: next, timeout: o.Timeout, metrics: o.Metrics, log: o.Logger}
 	st.OnStateChange = func(name string, from, to gobreaker.State) {
 		g.setState(to)
 		o.Logger.Warn("backend circuit breaker changed state", "backend", name, "from", from.String(), "to", to.String())
 	}
-	g.cb = gobreaker.NewCircuitBreaker[any](st)
+	g.settings = st
+	g.cb.Store(gobreaker.NewCircuitBreaker[any](st))
 	if g.metrics != nil {
 		g.metrics.errors.WithLabelValues(name)
-		g.setState(g.cb.State())
+		g.setState(gobreaker.StateClosed)
 	}
 	return g
 }
@@ -128,14 +135,14 @@ func (g *Guard) Name() string { return g.name }
 // Ready reports whether the backend is believed reachable (breaker closed
 // or probing).
 func (g *Guard) Ready() error {
-	if g.cb.State() == gobreaker.StateOpen {
+	if g.cb.Load().State() == gobreaker.StateOpen {
 		return &Error{Backend: g.name, Class: ClassUnavailable, Err: fmt.Errorf("%w (circuit open after repeated failures)", ErrUnavailable)}
 	}
 	return nil
 }
 
 // State is the breaker's state.
-func (g *Guard) State() gobreaker.State { return g.cb.State() }
+func (g *Guard) State() gobreaker.State { return g.cb.Load().State() }
 
 type result struct {
 	it  store.Item
@@ -153,7 +160,7 @@ func (g *Guard) call(ctx context.Context, op string, f func(ctx context.Context)
 func (g *Guard) callWithin(ctx context.Context, op string, timeout time.Duration, f func(ctx context.Context) result) (r result) {
 	start := time.Now()
 	defer func() { g.observe(op, start, r.err) }()
-	v, err := g.cb.Execute(func() (any, error) {
+	v, err := g.cb.Load().Execute(func() (any, error) {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		r := f(ctx)
@@ -284,19 +291,33 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Ping probes the backend through the breaker (a failure counts toward
-// opening it, a success closes it, so neither waits for client traffic).
-// A backend that cannot be pinged answers nil.
+// Ping probes the backend through the breaker: a failure counts toward
+// opening it. While it is open, the probe goes to the backend anyway, and
+// an answer closes the breaker at once, so recovery (a restarted server, a
+// promoted replica) does not wait for the open period or for client
+// traffic. A backend that cannot be pinged answers nil.
 func (g *Guard) Ping(ctx context.Context) error {
 	p, ok := g.next.(Pinger)
 	if !ok {
 		return nil
 	}
-	return g.Probe(ctx, p)
-}
-
-// Probe is Ping with a probe of the caller's (a backend whose store does
-// not offer one).
-func (g *Guard) Probe(ctx context.Context, p Pinger) error {
-	return g.call(ctx, "ping", func(ctx context.Context) result { return result{err: p.Ping(ctx)} }).err
+	cb := g.cb.Load()
+	if cb.State() != gobreaker.StateOpen {
+		return g.call(ctx, "ping", func(ctx context.Context) result { return result{err: p.Ping(ctx)} }).err
+	}
+	pctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	start := time.Now()
+	err := p.Ping(pctx)
+	if err != nil {
+		err = g.classify(pctx, g.timeout, err)
+		g.observe("ping", start, err)
+		return err
+	}
+	g.observe("ping", start, nil)
+	if g.cb.CompareAndSwap(cb, gobreaker.NewCircuitBreaker[any](g.settings)) {
+		g.setState(gobreaker.StateClosed)
+		g.log.Warn("backend circuit breaker changed state", "backend", g.name, "from", "open", "to", "closed", "by", "background probe")
+	}
+	return nil
 }

@@ -621,6 +621,11 @@ func (p *Postfix) killLeftovers() int {
 			for _, pid := range left {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
+			// Their sockets close only once they are gone: a caller that
+			// checks the port next must not find it still open.
+			for _, pid := range left {
+				waitGone(pid, 5*time.Second)
+			}
 			return len(left)
 		}
 		time.Sleep(20 * time.Millisecond)

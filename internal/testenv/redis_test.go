@@ -58,3 +58,12 @@ func TestRedisDefaults(t *testing.T) {
 		t.Fatalf("GET missing = %q", got)
 	}
 }
+
+func TestRedisClusterFailsOver(t *testing.T) {
+	c := NewRedisCluster(t, 3, 1)
+	if n := len(c.Masters(t)); n != 3 {
+		t.Fatalf("%d masters", n)
+	}
+	c.Masters(t)[0].Kill(t)
+	c.WaitHealthy(t, 3)
+}

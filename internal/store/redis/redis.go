@@ -295,7 +295,11 @@ func (s *Store) Get(ctx context.Context, key, buf []byte, now int64) (store.Item
 // Touch implements store.Store.
 func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
 	d := store.ClampDeadline(deadline)
-	res, err := touchScript.Run(ctx, s.c, []string{s.key(key)}, d, pexpireat(d), now).Slice()
+	var res []any
+	err := s.onOwner(ctx, func() (err error) {
+		res, err = touchScript.Run(ctx, s.c, []string{s.key(key)}, d, pexpireat(d), now).Slice()
+		return err
+	})
 	if errors.Is(err, goredis.Nil) {
 		return store.Item{}, store.ErrNotFound
 	}
@@ -340,7 +344,11 @@ func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 		return 0, store.ErrTooLarge
 	}
 	cas := s.cas.Next()
-	code, err := storeScript.Run(ctx, s.c, []string{s.key(it.Key)}, s.storeArgs(mode, it, cas, now)...).Int64()
+	var code int64
+	err := s.onOwner(ctx, func() (err error) {
+		code, err = storeScript.Run(ctx, s.c, []string{s.key(it.Key)}, s.storeArgs(mode, it, cas, now)...).Int64()
+		return err
+	})
 	if err != nil {
 		return 0, fail(op, it.Key, err)
 	}
@@ -369,7 +377,11 @@ func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, n
 	if !o.Plain() {
 		return store.ErrUnsupported
 	}
-	live, err := deleteScript.Run(ctx, s.c, []string{s.key(key)}, now).Int64()
+	var live int64
+	err := s.onOwner(ctx, func() (err error) {
+		live, err = deleteScript.Run(ctx, s.c, []string{s.key(key)}, now).Int64()
+		return err
+	})
 	if err != nil {
 		return fail("delete", key, err)
 	}

@@ -2,8 +2,10 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"syscall"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -15,13 +17,39 @@ const internalPrefix = "\x00repcache:"
 
 func (s *Store) internalKey(name string) string { return s.prefix + internalPrefix + name }
 
-// Ping checks that Redis answers (every master of a cluster).
+// Ping checks that Redis answers (every master of a cluster). On a cluster
+// a failure first reloads the slot map and pings again: after a failover,
+// a dead master is not asked again, and the calls after the probe go to
+// the promoted replica (go-redis would otherwise wait for a MOVED reply,
+// which a dead master never sends).
 func (s *Store) Ping(ctx context.Context) error {
-	err := s.forEachMaster(ctx, func(ctx context.Context, c goredis.Cmdable) error { return c.Ping(ctx).Err() })
+	ping := func(ctx context.Context, c goredis.Cmdable) error { return c.Ping(ctx).Err() }
+	err := s.forEachMaster(ctx, ping)
+	if cc, ok := s.c.(*goredis.ClusterClient); ok && err != nil {
+		cc.ReloadState(ctx)
+		err = s.forEachMaster(ctx, ping)
+	}
 	if err != nil {
 		return fmt.Errorf("redis ping: %w", err)
 	}
 	return nil
+}
+
+// onOwner runs a write; on a cluster, a write refused by its node's
+// address (the master died: a refused connection applied nothing) is
+// retried once after reloading the slot map, so that once the cluster has
+// promoted the replica the write reaches it without waiting for a probe.
+// go-redis alone would retry the dead address, which never answers MOVED.
+func (s *Store) onOwner(ctx context.Context, write func() error) error {
+	err := write()
+	cc, ok := s.c.(*goredis.ClusterClient)
+	if !ok || !errors.Is(err, syscall.ECONNREFUSED) {
+		return err
+	}
+	if rerr := cc.ForEachMaster(ctx, func(context.Context, *goredis.Client) error { return nil }); rerr != nil { // reloads the slot map
+		return err
+	}
+	return write()
 }
 
 // generationScript returns the cache generation, first raising it to

@@ -26,9 +26,13 @@ type queue struct {
 	closing  bool
 	dropping bool   // in a drop episode (logged once, at its start)
 	dropped  uint64 // drops in this episode
-	stop     context.Context
-	cancel   context.CancelFunc
-	done     chan struct{}
+	// keys counts the writes queued or being applied per key: while a key
+	// has one, the backup is behind the cache for it and must not answer
+	// for it (a queued delete would come back from the backup).
+	keys   map[string]int
+	stop   context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // queued is an async backup write and the flush generation it was issued in.
@@ -40,7 +44,7 @@ type queued struct {
 func opBytes(op store.Op) int64 { return int64(len(op.Item.Key) + len(op.Item.Value) + 64) }
 
 func newQueue(s *Store, maxOps int, maxBytes int64) *queue {
-	q := &queue{s: s, maxOps: maxOps, maxBytes: maxBytes, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	q := &queue{s: s, maxOps: maxOps, maxBytes: maxBytes, wake: make(chan struct{}, 1), done: make(chan struct{}), keys: map[string]int{}}
 	q.stop, q.cancel = context.WithCancel(context.Background())
 	return q
 }
@@ -79,6 +83,7 @@ func (q *queue) push(op store.Op) {
 	}
 	q.ops = append(q.ops, queued{op, q.s.flushGen.Load()})
 	q.bytes += n
+	q.keys[string(op.Item.Key)]++
 	q.mu.Unlock()
 	q.signal()
 }
@@ -109,7 +114,15 @@ func (q *queue) take(n int) []queued {
 	}
 }
 
-// applied releases a batch's bytes; an empty queue ends a drop episode.
+// behind reports whether key has an async write queued or being applied.
+func (q *queue) behind(key []byte) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.keys[string(key)] > 0
+}
+
+// applied releases a batch's bytes and keys (written or given up); an
+// empty queue ends a drop episode.
 func (q *queue) applied(batch []queued) {
 	var n int64
 	for _, b := range batch {
@@ -117,6 +130,12 @@ func (q *queue) applied(batch []queued) {
 	}
 	q.mu.Lock()
 	q.bytes -= n
+	for _, b := range batch {
+		k := string(b.op.Item.Key)
+		if q.keys[k]--; q.keys[k] <= 0 {
+			delete(q.keys, k)
+		}
+	}
 	ended := q.dropping && len(q.ops) == q.head
 	dropped := q.dropped
 	if ended {
@@ -157,12 +176,14 @@ func (q *queue) flusher() {
 			q.applied(batch)
 			continue
 		}
+		taken := batch // released once written or given up
 		ops := make([]store.Op, 0, len(batch))
 		for attempt := 0; ; attempt++ {
 			s.applyMu.Lock()
+			gen := s.flushGen.Load()
 			ops = ops[:0]
 			for _, b := range batch {
-				if b.gen == s.flushGen.Load() { // older ones were wiped by a flush_all
+				if b.gen == gen { // older ones were wiped by a flush_all
 					ops = append(ops, b.op)
 				}
 			}
@@ -189,12 +210,12 @@ func (q *queue) flusher() {
 			}
 			// Only the failed writes are retried (apply dropped those that
 			// a later write of the same key in the batch supersedes).
-			batch = batch[:0]
+			batch = make([]queued, 0, len(ops))
 			for _, op := range ops {
-				batch = append(batch, queued{op, s.flushGen.Load()})
+				batch = append(batch, queued{op, gen}) // a flush_all meanwhile supersedes them
 			}
 		}
-		q.applied(batch)
+		q.applied(taken)
 	}
 }
 

@@ -35,21 +35,6 @@ import (
 	"github.com/repcache/repcache/internal/store"
 )
 
-// Rule, Backup and the backup rules are store.Route and store.Backup
-// under their old names, kept while the policy package's TierRule still
-// uses them; the tiers read the route from the request carrier.
-type Rule = store.Route
-
-// Backup is a map's backup rule (store.Backup).
-type Backup = store.Backup
-
-// The backup rules under their config names.
-const (
-	None  = store.NoBackup
-	Sync  = store.SyncBackup
-	Async = store.AsyncBackup
-)
-
 // Generations keeps the cache generation where every instance sharing the
 // cache sees it (in the backup).
 type Generations interface {
@@ -111,19 +96,21 @@ type Counters struct {
 
 // Store implements store.Store over a cache and an optional backup.
 type Store struct {
-	metrics       *metrics
-	cache, backup store.Store
-	o             Options
-	sf            singleflight.Group
-	q             *queue
-	inv           *invalidations
-	gen           atomic.Uint64 // the cache generation in force (0: keys as they are)
-	cacheUp       atomic.Bool   // the last cache probe answered
-	applyMu       sync.Mutex    // applying a batch vs flushing the backup
-	flushGen      atomic.Uint64 // writes queued before a flush_all are superseded by it
-	stopProbe     context.CancelFunc
-	probeDone     chan struct{}
-	Counts        Counters
+	metrics         *metrics
+	cache, backup   store.Store
+	o               Options
+	sf              singleflight.Group
+	q               *queue
+	inv             *invalidations
+	gen             atomic.Uint64 // the cache generation in force (0: keys as they are)
+	cacheUp         atomic.Bool   // the last cache probe answered
+	applyMu         sync.Mutex    // applying a batch vs flushing the backup
+	flushGen        atomic.Uint64 // writes queued before a flush_all are superseded by it
+	degrading       atomic.Bool   // in a degrade episode (sync backup writes failing)
+	degradedAtStart atomic.Uint64
+	stopProbe       context.CancelFunc
+	probeDone       chan struct{}
+	Counts          Counters
 }
 
 var _ store.Store = (*Store)(nil)
@@ -204,7 +191,7 @@ func (s *Store) cacheKey(key []byte) []byte {
 // from the cache now), nor, for backed-up keys, while the generation is due
 // to move on.
 func (s *Store) cacheUsable(ctx context.Context, r store.Route, key []byte, now int64) bool {
-	if r.Backup == None || s.inv.empty() {
+	if r.Backup == store.NoBackup || s.inv.empty() {
 		return true
 	}
 	if s.inv.overflowed() {
@@ -225,7 +212,7 @@ func (s *Store) cacheUsable(ctx context.Context, r store.Route, key []byte, now 
 // missed remembers that a write of key may not have reached the cache.
 func (s *Store) missed(r store.Route, key []byte) {
 	s.Counts.CacheErrors.Add(1)
-	if r.Backup != None && s.inv.add(key) {
+	if r.Backup != store.NoBackup && s.inv.add(key) {
 		s.o.Logger.Warn("too many cache writes missed to remember each: the cache generation will move on once the cache answers",
 			"limit", s.o.InvalidationLimit)
 	}
@@ -267,11 +254,14 @@ func (s *Store) get(ctx context.Context, r store.Route, key, buf []byte, now int
 	if cacheDown && err != errCacheSkipped {
 		s.Counts.CacheErrors.Add(1)
 	}
-	if r.Backup == None {
+	if r.Backup == store.NoBackup {
 		if cacheDown {
 			return store.Item{}, s.outage(err)
 		}
 		return store.Item{}, store.ErrNotFound
+	}
+	if r.Backup == store.AsyncBackup && !cacheDown && s.q.behind(key) {
+		return store.Item{}, store.ErrNotFound // the cache has the latest write (a delete); the backup is behind
 	}
 	bit, berr := s.readBackup(ctx, r, key, now, !cacheDown, count)
 	switch {
@@ -326,7 +316,7 @@ func (s *Store) readBackup(ctx context.Context, r store.Route, key []byte, now i
 // still holds (after a cache restart). It is not a client read: it is not
 // counted in the hit ratio.
 func (s *Store) warm(ctx context.Context, r store.Route, key []byte, now int64) {
-	if r.Backup != None {
+	if r.Backup != store.NoBackup {
 		s.get(ctx, r, key, nil, now, false)
 	}
 }
@@ -343,7 +333,7 @@ func (s *Store) invalidate(ctx context.Context, r store.Route, key []byte, now i
 // Store implements store.Store.
 func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now int64) (uint64, error) {
 	r := s.route(ctx)
-	if mode == store.CASStale && r.Backup != None {
+	if mode == store.CASStale && r.Backup != store.NoBackup {
 		return 0, store.ErrUnsupported // the backup would get the value without its stale mark
 	}
 	if mode != store.Set {
@@ -358,12 +348,12 @@ func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 	it.Key = key
 	if failed(err) {
 		s.missed(r, key)
-		if r.Backup == None {
+		if r.Backup == store.NoBackup {
 			return cas, err
 		}
 		return s.storeBackupOnly(ctx, mode, it, now, err)
 	}
-	if r.Backup == None || err != nil {
+	if r.Backup == store.NoBackup || err != nil {
 		return cas, err
 	}
 	final := it
@@ -398,7 +388,7 @@ func (s *Store) replicate(ctx context.Context, r store.Route, op store.Op, now i
 	if store.Expired(op.Item.Deadline, now) {
 		op.Delete = true // stored already expired: the backup must not keep an older version
 	}
-	if r.Backup == Async {
+	if r.Backup == store.AsyncBackup {
 		s.q.push(op)
 		return nil
 	}
@@ -410,14 +400,34 @@ func (s *Store) replicate(ctx context.Context, r store.Route, op store.Op, now i
 	}
 	s.backupWrite("sync", !failed(err), 1)
 	if !failed(err) {
+		s.degradeEnded()
 		return nil
 	}
 	s.Counts.BackupErrors.Add(1)
 	if r.FailOnBackupError {
 		return err
 	}
-	s.Counts.DegradedWrites.Add(1)
+	s.degraded(err)
 	return nil
+}
+
+// degraded counts a sync backup write let through without the backup, and
+// logs the start of a degrade episode (once, not per write).
+func (s *Store) degraded(err error) {
+	s.Counts.DegradedWrites.Add(1)
+	if s.degrading.CompareAndSwap(false, true) {
+		s.degradedAtStart.Store(s.Counts.DegradedWrites.Load() - 1)
+		s.o.Logger.Error("sync backup writes failing: acknowledged from the cache alone (on_backup_error: degrade) until the backup takes them again",
+			"err", detail(err))
+	}
+}
+
+// degradeEnded logs the end of a degrade episode at the first sync backup
+// write that succeeds again.
+func (s *Store) degradeEnded() {
+	if s.degrading.Load() && s.degrading.CompareAndSwap(true, false) {
+		s.o.Logger.Warn("sync backup writes succeed again", "degraded_writes", s.Counts.DegradedWrites.Load()-s.degradedAtStart.Load())
+	}
 }
 
 // Delete implements store.Store: both tiers forget the key. Conditional
@@ -425,7 +435,7 @@ func (s *Store) replicate(ctx context.Context, r store.Route, op store.Op, now i
 // across two tiers they are not implemented yet.
 func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, now int64) error {
 	r := s.route(ctx)
-	if !o.Plain() && r.Backup != None {
+	if !o.Plain() && r.Backup != store.NoBackup {
 		return store.ErrUnsupported
 	}
 	var err error
@@ -437,7 +447,7 @@ func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, n
 	if failed(err) && err != errCacheSkipped {
 		s.missed(r, key)
 	}
-	if r.Backup == None {
+	if r.Backup == store.NoBackup {
 		return err
 	}
 	if failed(err) {
@@ -449,7 +459,7 @@ func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, n
 		s.Counts.ServedByBackup.Add(1)
 		return berr
 	}
-	if r.Backup == Async {
+	if r.Backup == store.AsyncBackup {
 		s.q.push(store.Op{Delete: true, Item: store.Item{Key: key}})
 		return err
 	}
@@ -460,9 +470,10 @@ func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, n
 		if r.FailOnBackupError {
 			return berr
 		}
-		s.Counts.DegradedWrites.Add(1)
+		s.degraded(berr)
 		return err
 	}
+	s.degradeEnded()
 	if errors.Is(err, store.ErrNotFound) {
 		return berr // found in the backup only: still deleted
 	}
@@ -486,7 +497,7 @@ func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 	if failed(err) && err != errCacheSkipped {
 		s.missed(r, key)
 	}
-	if r.Backup == None || err != nil && !failed(err) {
+	if r.Backup == store.NoBackup || err != nil && !failed(err) {
 		return it, err
 	}
 	if failed(err) {
@@ -511,7 +522,7 @@ func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 // meta state (store.PlainMetaGet); the others are refused for now. A key
 // kept in the cache tier only goes to the cache as it is.
 func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
-	if s.route(ctx).Backup == None {
+	if s.route(ctx).Backup == store.NoBackup {
 		it, st, err := s.cache.MetaGet(ctx, s.cacheKey(key), buf, o, now)
 		it.Key = key
 		if failed(err) {
@@ -527,7 +538,7 @@ func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOpt
 // key's cache as they are; across two tiers they are not implemented yet.
 func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now int64) (store.Counter, error) {
 	r := s.route(ctx)
-	if !o.Plain() && r.Backup != None {
+	if !o.Plain() && r.Backup != store.NoBackup {
 		return store.Counter{}, store.ErrUnsupported
 	}
 	s.warm(ctx, r, key, now)
@@ -543,7 +554,7 @@ func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now i
 	if failed(err) && err != errCacheSkipped {
 		s.missed(r, key)
 	}
-	if r.Backup == None || err != nil && !failed(err) {
+	if r.Backup == store.NoBackup || err != nil && !failed(err) {
 		return v, err
 	}
 	if failed(err) {

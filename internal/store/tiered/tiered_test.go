@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/repcache/repcache/internal/guard"
 	"github.com/repcache/repcache/internal/store"
 	"github.com/repcache/repcache/internal/store/memory"
 	"github.com/repcache/repcache/internal/store/storetest"
@@ -27,9 +26,9 @@ func mem(t testing.TB) *memory.Store {
 }
 
 func TestConformance(t *testing.T) {
-	for _, b := range []Backup{Sync, Async, None} {
+	for _, b := range []store.Backup{store.SyncBackup, store.AsyncBackup, store.NoBackup} {
 		storetest.Run(t, func(t *testing.T) store.Store {
-			s := routed(New(mem(t), mem(t), Options{}), Rule{Backup: b})
+			s := routed(New(mem(t), mem(t), Options{}), store.Route{Backup: b})
 			t.Cleanup(func() { s.Close() })
 			return s
 		})
@@ -93,7 +92,7 @@ func get(s store.Store, key string) (store.Item, error) {
 
 func TestReadThroughRefillsWithRemainingLifetime(t *testing.T) {
 	cache, backup := mem(t), mem(t)
-	s := routed(New(cache, backup, Options{}), Rule{Backup: Sync})
+	s := routed(New(cache, backup, Options{}), store.Route{Backup: store.SyncBackup})
 	defer s.Close()
 	set(t, s, "k", "v", now+3600)
 	cache.Flush(context.Background()) // the cache restarts empty
@@ -111,7 +110,7 @@ func TestReadThroughRefillsWithRemainingLifetime(t *testing.T) {
 
 func TestCacheDownIsServedByBackup(t *testing.T) {
 	cache := &down{inner: mem(t)}
-	s := routed(New(cache, mem(t), Options{}), Rule{Backup: Sync})
+	s := routed(New(cache, mem(t), Options{}), store.Route{Backup: store.SyncBackup})
 	defer s.Close()
 	set(t, s, "k", "v", 0)
 	cache.off.Store(true)
@@ -131,7 +130,7 @@ func TestEverythingDown(t *testing.T) {
 	cache.off.Store(true)
 	backup.off.Store(true)
 	for _, errorOnOutage := range []bool{false, true} {
-		s := routed(New(cache, backup, Options{ErrorOnOutage: errorOnOutage}), Rule{Backup: Sync})
+		s := routed(New(cache, backup, Options{ErrorOnOutage: errorOnOutage}), store.Route{Backup: store.SyncBackup})
 		_, err := get(s, "k")
 		if errorOnOutage && !errors.Is(err, errDown) || !errorOnOutage && !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("on_error error=%v: read answered %v", errorOnOutage, err)
@@ -143,7 +142,7 @@ func TestEverythingDown(t *testing.T) {
 func TestBackupErrorPolicy(t *testing.T) {
 	backup := &down{inner: mem(t)}
 	backup.off.Store(true)
-	degrade := routed(New(mem(t), backup, Options{}), Rule{Backup: Sync})
+	degrade := routed(New(mem(t), backup, Options{}), store.Route{Backup: store.SyncBackup})
 	defer degrade.Close()
 	if err := set(t, degrade, "k", "v", 0); err != nil {
 		t.Fatalf("degrade: %v", err)
@@ -151,7 +150,7 @@ func TestBackupErrorPolicy(t *testing.T) {
 	if degrade.Counts.DegradedWrites.Load() != 1 {
 		t.Fatal("degraded write not counted")
 	}
-	fail := routed(New(mem(t), backup, Options{}), Rule{Backup: Sync, FailOnBackupError: true})
+	fail := routed(New(mem(t), backup, Options{}), store.Route{Backup: store.SyncBackup, FailOnBackupError: true})
 	defer fail.Close()
 	if err := set(t, fail, "k", "v", 0); err == nil {
 		t.Fatal("fail: write answered success with the backup down")
@@ -160,7 +159,7 @@ func TestBackupErrorPolicy(t *testing.T) {
 
 func TestAsyncQueueDrainsAndDrops(t *testing.T) {
 	backup := mem(t)
-	s := routed(New(mem(t), backup, Options{QueueSize: 100000}), Rule{Backup: Async})
+	s := routed(New(mem(t), backup, Options{QueueSize: 100000}), store.Route{Backup: store.AsyncBackup})
 	for i := 0; i < 5000; i++ {
 		set(t, s, "k"+string(rune('a'+i%26))+string(rune(i)), "v", 0)
 	}
@@ -177,7 +176,7 @@ func TestAsyncQueueDrainsAndDrops(t *testing.T) {
 
 	// A full queue drops and counts instead of blocking the client.
 	slow := &blocking{inner: mem(t), release: make(chan struct{})}
-	q := routed(New(mem(t), slow, Options{QueueSize: 10, BatchSize: 1}), Rule{Backup: Async})
+	q := routed(New(mem(t), slow, Options{QueueSize: 10, BatchSize: 1}), store.Route{Backup: store.AsyncBackup})
 	for i := 0; i < 100; i++ {
 		set(t, q, string(rune('A'+i)), "v", 0)
 	}
@@ -200,7 +199,7 @@ func (b *blocking) Store(ctx context.Context, mode store.Mode, it store.Item, no
 
 func TestConcurrentMissesShareOneBackupRead(t *testing.T) {
 	backup := &counting{inner: mem(t), gate: make(chan struct{})}
-	s := routed(New(mem(t), backup, Options{}), Rule{Backup: Sync})
+	s := routed(New(mem(t), backup, Options{}), store.Route{Backup: store.SyncBackup})
 	defer s.Close()
 	backup.inner.Store(context.Background(), store.Set, store.Item{Key: []byte("k"), Value: []byte("v")}, now)
 	var wg sync.WaitGroup
@@ -230,30 +229,6 @@ func (c *counting) Get(ctx context.Context, key, buf []byte, now int64) (store.I
 		return store.Item{}, ctx.Err()
 	}
 	return c.inner.Get(ctx, key, buf, now)
-}
-
-func TestGuardCutsOffAHungBackend(t *testing.T) {
-	hung := &counting{inner: mem(t), gate: make(chan struct{})}
-	defer close(hung.gate)
-	g := guard.New("hung", hung, guard.Options{Timeout: 50 * time.Millisecond, FailuresToOpen: 2, OpenFor: time.Hour})
-	for i := 0; i < 2; i++ {
-		start := time.Now()
-		if _, err := g.Get(context.Background(), []byte("k"), nil, now); err == nil {
-			t.Fatal("hung backend answered")
-		}
-		if d := time.Since(start); d > time.Second {
-			t.Fatalf("call took %v with a 50ms timeout", d)
-		}
-	}
-	if g.Ready() == nil {
-		t.Fatal("breaker still closed after 2 timeouts")
-	}
-	if _, err := g.Get(context.Background(), []byte("k"), nil, now); !errors.Is(err, guard.ErrUnavailable) {
-		t.Fatalf("open breaker: %v", err)
-	}
-	if hung.gets.Load() != 2 {
-		t.Fatalf("open breaker still called the backend (%d calls)", hung.gets.Load())
-	}
 }
 
 // route is a Store serving every request under one route, as the policy
