@@ -40,14 +40,6 @@ func (l *Live) Load() *Policy { return l.p.Load() }
 // Swap puts p in force.
 func (l *Live) Swap(p *Policy) { l.p.Store(p) }
 
-// MapName is the name of key's map in the policy in force, or "".
-func (l *Live) MapName(key []byte) string {
-	if m := l.Load().Lookup(key); m != nil {
-		return m.Name
-	}
-	return ""
-}
-
 // Layer is the policy layer of one listener: every request passes through
 // it on its way to storage, which it is not. It applies the policy in force
 // and the listener's View in front of the next store (the tiers), and
@@ -63,11 +55,7 @@ type Layer struct {
 var (
 	_ store.Store      = (*Layer)(nil)
 	_ store.KeyLimiter = (*Layer)(nil)
-	_ store.Classifier = (*Layer)(nil)
 )
-
-// MapOf implements store.Classifier: the name of key's map, or "".
-func (s *Layer) MapOf(key []byte) string { return s.live.MapName(key) }
 
 // Layer returns the layer serving next under the policy in force, as seen
 // through v.

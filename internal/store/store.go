@@ -257,12 +257,6 @@ type Op struct {
 	Item   Item
 }
 
-// Classifier is implemented by stores that know which map a key belongs to
-// (the policy layer), so that metrics can be labelled by map.
-type Classifier interface {
-	MapOf(key []byte) string
-}
-
 // Incremented applies memcached's incr/decr to a stored value: the value
 // must be a decimal number as memcached parses it; incr wraps at 2^64, decr
 // stops at 0. It returns the new number and the new value, padded with
