@@ -37,10 +37,16 @@ type hostileServer struct {
 	addr string
 }
 
-func startHostile(t *testing.T) *hostileServer {
+// startHostile starts the binary with a 64 MiB store and a 2 s idle
+// timeout, or the one given.
+func startHostile(t *testing.T, idle ...string) *hostileServer {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	p := start(t, nil, "--listen", addr, "--admin.listen", "", "--cache.memory.max_bytes", "64MiB", "--limits.idle_timeout", "2s")
+	timeout := "2s"
+	if len(idle) > 0 {
+		timeout = idle[0]
+	}
+	p := start(t, nil, "--listen", addr, "--admin.listen", "", "--cache.memory.max_bytes", "64MiB", "--limits.idle_timeout", timeout)
 	p.waitListening(t, addr)
 	return &hostileServer{p: p, addr: addr}
 }
@@ -170,7 +176,7 @@ func TestHostileRepeatedKey(t *testing.T) {
 // 300 connections that each read a large value and then stay open hold no
 // large buffer each.
 func TestHostileIdleAfterLargeRead(t *testing.T) {
-	s := startHostile(t)
+	s := startHostile(t, "10m") // the idle connections must outlive the test, however slow the machine
 	key := s.preload(t, 1)[0]
 	before := s.hwm(t)
 	for i := 0; i < 300; i++ {

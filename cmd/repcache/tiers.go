@@ -65,6 +65,7 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 		mc, err := memcached.New(memcached.Options{
 			Servers:     cfg.Cache.Memcached.Servers,
 			Timeout:     cfg.Cache.Memcached.Timeout,
+			Conns:       cfg.Cache.Memcached.Conns,
 			MaxItemSize: int(cfg.Limits.MaxItemSize),
 		})
 		if err != nil {

@@ -154,17 +154,19 @@ type CacheConfig struct {
 	ProbeInterval time.Duration `koanf:"probe_interval"`
 }
 
-// MemcachedConfig configures the memcached cache tier (gomemcache).
+// MemcachedConfig configures the memcached cache tier (internal/mcclient).
 type MemcachedConfig struct {
 	// Servers are host:port or /unix/path addresses; keys are spread over
-	// them by gomemcache's server selection.
+	// them by ketama consistent hashing (compatible with twemproxy and
+	// libmemcached), so the pool can be shared with their clients.
 	Servers []string `koanf:"servers"`
 	// Timeout bounds every memcached call. Default 100ms.
 	Timeout time.Duration `koanf:"timeout"`
-	// MaxIdleConns is the idle connection pool size per server; below the
-	// number of concurrent requests, connections are closed and reopened
-	// all the time. Default 128.
-	MaxIdleConns int `koanf:"max_idle_conns"`
+	// Conns is the number of connections per server; every request is
+	// pipelined on them, whatever the number of clients, so one is usually
+	// fastest (more only pays when one connection's reads saturate a core).
+	// Default 1, at most 64.
+	Conns int `koanf:"conns"`
 }
 
 // MemoryConfig configures the in-process memory backend.
@@ -214,7 +216,7 @@ func Default() *Config {
 		Cache: CacheConfig{
 			Backend:           "memory",
 			Memory:            MemoryConfig{MaxBytes: 64 * MiB},
-			Memcached:         MemcachedConfig{Servers: []string{}, Timeout: 100 * time.Millisecond, MaxIdleConns: 128},
+			Memcached:         MemcachedConfig{Servers: []string{}, Timeout: 100 * time.Millisecond, Conns: 1},
 			MissedWritesLimit: 100000,
 			ProbeInterval:     time.Second,
 		},
@@ -257,7 +259,7 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("cache.backend", d.Cache.Backend, "cache tier: memory or memcached")
 	fs.StringSlice("cache.memcached.servers", d.Cache.Memcached.Servers, "memcached servers, host:port (repeat or comma-separate)")
 	fs.Duration("cache.memcached.timeout", d.Cache.Memcached.Timeout, "deadline of every memcached call")
-	fs.Int("cache.memcached.max_idle_conns", d.Cache.Memcached.MaxIdleConns, "idle memcached connections kept per server")
+	fs.Int("cache.memcached.conns", d.Cache.Memcached.Conns, "pipelined memcached connections per server")
 	fs.String("backup.backend", d.Backup.Backend, "backup tier: none or redis")
 	fs.Int("backup.queue_size", d.Backup.QueueSize, "async backup writes that may wait before new ones are dropped")
 	fs.StringSlice("backup.redis.addrs", d.Backup.Redis.Addrs, "Redis addresses, host:port (server, Sentinels or cluster seeds)")

@@ -76,7 +76,7 @@ func TestDefaults(t *testing.T) {
 		UnknownKeys: "allow",
 		OnError:     "miss",
 	}
-	want.Cache.Memcached = MemcachedConfig{Servers: []string{}, Timeout: 100 * time.Millisecond, MaxIdleConns: 128}
+	want.Cache.Memcached = MemcachedConfig{Servers: []string{}, Timeout: 100 * time.Millisecond, Conns: 1}
 	want.Cache.MissedWritesLimit, want.Cache.ProbeInterval = 100000, time.Second
 	want.Backup = BackupConfig{Backend: "none", QueueSize: 10000, QueueBytes: 64 * MiB,
 		Redis: RedisConfig{Addrs: []string{}, KeyPrefix: "repcache:", Timeout: 100 * time.Millisecond}}
@@ -208,6 +208,8 @@ var invalidCases = map[string]string{
 	"bad_admin_listen":                    `config: admin.listen: "unix:/run/repcache/admin.sock" is not host:port (unix sockets are not supported here); use "" to disable`,
 	"queue_bytes_too_small":               `config: backup.queue_bytes: 512B is below the minimum of 1KiB`,
 	"missed_writes_limit_zero":            `config: cache.missed_writes_limit: 0 is below the minimum of 1`,
+	"memcached_conns_zero":                `config: cache.memcached.conns: 0 is outside 1..64`,
+	"memcached_conns_too_many":            `config: cache.memcached.conns: 65 is outside 1..64`,
 }
 
 func TestLoadInvalid(t *testing.T) {

@@ -24,6 +24,9 @@ const (
 	minMaxItemSize   = 1 * KiB
 	maxKeyLengthMax  = 65535
 	minMaxLineLength = 512
+	// maxMemcachedConns: every connection is a pipeline of its own with a
+	// reader goroutine; beyond a few per server they only split batches.
+	maxMemcachedConns = 64
 )
 
 func validate(c *Config) error {
@@ -49,8 +52,8 @@ func validate(c *Config) error {
 		check("cache.memcached.servers", checkServers(c.Cache.Memcached.Servers, "cache.backend is memcached", true))
 	}
 	check("cache.memcached.timeout", positive(c.Cache.Memcached.Timeout))
-	if c.Cache.Memcached.MaxIdleConns < 1 {
-		check("cache.memcached.max_idle_conns", fmt.Errorf("%d is below the minimum of 1", c.Cache.Memcached.MaxIdleConns))
+	if n := c.Cache.Memcached.Conns; n < 1 || n > maxMemcachedConns {
+		check("cache.memcached.conns", fmt.Errorf("%d is outside 1..%d", n, maxMemcachedConns))
 	}
 	check("backup.backend", oneOf(c.Backup.Backend, backupBackends))
 	if c.Backup.Backend == "redis" {
