@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"syscall"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -43,13 +44,20 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) onOwner(ctx context.Context, write func() error) error {
 	err := write()
 	cc, ok := s.c.(*goredis.ClusterClient)
-	if !ok || !errors.Is(err, syscall.ECONNREFUSED) {
+	if !ok || !refused(err) {
 		return err
 	}
 	if rerr := cc.ForEachMaster(ctx, func(context.Context, *goredis.Client) error { return nil }); rerr != nil { // reloads the slot map
 		return err
 	}
 	return write()
+}
+
+// refused reports a connection the node's address refused. go-redis's
+// pool reports a failed dial as text ("failed to dial ...: connection
+// refused") rather than wrapping the error, so the text is checked too.
+func refused(err error) bool {
+	return err != nil && (errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused"))
 }
 
 // generationScript returns the cache generation, first raising it to
