@@ -255,8 +255,11 @@ func (s *server) do(ctx context.Context, cl *call) error {
 			release(cl)
 			return err
 		}
-		err = cn.submit(cl)
+		own, err := cn.submit(cl)
 		if err == nil {
+			if own {
+				return cn.readOwn(ctx, cl)
+			}
 			break
 		}
 		// The connection had failed before cl was queued: nothing was

@@ -57,6 +57,25 @@ func TestPipelineConcurrency(t *testing.T) {
 	}
 }
 
+// A sequential client's requests go out alone on an idle connection, and
+// each caller reads its own reply: no reader goroutine, no hand-off.
+func TestSequentialCallerReadsOwnReply(t *testing.T) {
+	m := startMemcached(t)
+	c := newClient(t, Options{Servers: []string{m.addr}, Timeout: slow})
+	for i := range 200 {
+		k, v := fmt.Sprint("k", i%7), fmt.Sprint("v", i)
+		if err := c.Store(ctx, Set, k, []byte(v), 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, err := c.Get(ctx, k); err != nil || string(got) != v {
+			t.Fatalf("get %s = %q, %v; want %q", k, got, err, v)
+		}
+	}
+	if n := waitConn(t, c).readers.Load(); n != 0 {
+		t.Fatalf("%d reader goroutines started for a sequential client, want 0", n)
+	}
+}
+
 // stat reads one memcached statistic.
 func stat(t *testing.T, addr, name string) int {
 	t.Helper()
@@ -523,8 +542,8 @@ func TestKilledMidPipeline(t *testing.T) {
 }
 
 // memcached closing idle connections (-o idle_timeout) is not a server
-// failure: the client redials, and the server is never marked down. (The
-// fake server closes after each reply: memcached's idle timeout takes
+// failure: the next request redials, and the server is never marked down.
+// (The fake server closes after each reply: memcached's idle timeout takes
 // seconds.)
 func TestIdleCloseIsNotAFailure(t *testing.T) {
 	addr := fakeServer(t, func(line string) string { return "MN\r\n" + hangUpAfter })
@@ -533,13 +552,19 @@ func TestIdleCloseIsNotAFailure(t *testing.T) {
 		if err := c.Noop(ctx, addr); err != nil {
 			t.Fatal(err)
 		}
-		cn := waitConn(t, c)
-		for !cn.failed() {
-			time.Sleep(time.Millisecond)
-		}
 		if c.Down(addr) {
 			t.Fatal("an idle connection's close marked the server down")
 		}
+		cn := waitConn(t, c)
+		cn.mu.Lock()
+		nc := cn.nc
+		cn.mu.Unlock()
+		for !peerClosed(nc) {
+			time.Sleep(time.Millisecond)
+		}
+		// Idle for longer than idleCheck: the next request checks the
+		// connection before using it.
+		time.Sleep(2 * idleCheck)
 	}
 }
 
