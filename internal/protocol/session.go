@@ -335,7 +335,9 @@ func (s *Session) storeError(err error) {
 	case errors.Is(err, store.ErrNonNumeric):
 		s.reply(rNonNumeric)
 	default:
-		s.h.opts.Logger.Warn("store request failed", "err", err)
+		// The tiers log each outage once per change of state, with periodic
+		// counts; a line per failed request would flood the log during one.
+		s.h.opts.Logger.Debug("store request failed", "err", err)
 		s.reply([]byte("SERVER_ERROR " + err.Error() + "\r\n"))
 	}
 }
