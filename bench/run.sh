@@ -77,6 +77,9 @@ fi
 : "${TIERS_SECONDS:=15}" "${TIERS_RUNS:=3}" "${TIERS_POSTMAP_RUNS:=7}" "${TIERS_PINNED_RUNS:=3}"
 : "${TIERS_SETS:=20000}" "${TIERS_SET_CONNS:=4}" "${TIERS_SET_RUNS:=5}" "${TIERS_MEMCACHED_MB:=1024}"
 : "${BENCH_CANDIDATE:=repcache}" "${REPCACHE_BIN:=}" "${REPCACHE_MAX_BYTES:=4GiB}" "${REPCACHE_ARGS:=}"
+# repcache reads every REPCACHE_* variable as configuration: these are the
+# harness's own, so the servers it starts must not inherit them.
+export -n REPCACHE_BIN REPCACHE_MAX_BYTES REPCACHE_ARGS
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 die() {
