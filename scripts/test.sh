@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 FUZZ_SCALE=${FUZZ_SCALE:-1}
 
 # Debian packages the tests talk to, as "program:package".
-needs=(memcached:memcached redis-server:redis-server postfix:postfix postmap:postfix prometheus:prometheus promtool:prometheus)
+needs=(memcached:memcached redis-server:redis-server redis-cli:redis-tools nutcracker:nutcracker postfix:postfix postmap:postfix prometheus:prometheus promtool:prometheus)
 
 step() { printf '\n==> %s\n' "$*"; }
 
