@@ -145,6 +145,17 @@ func (s *Session) storeStats() store.Stats {
 // slabPage is memcached's slab page size: chunks are carved from 1 MiB pages.
 const slabPage = 1 << 20
 
+// appendClassStat appends one per-class line, "<lead><class>:<name> <v>".
+func appendClassStat(out []byte, lead string, c int, name string, v int64) []byte {
+	out = append(out, lead...)
+	out = strconv.AppendInt(out, int64(c), 10)
+	out = append(out, ':')
+	out = append(out, name...)
+	out = append(out, ' ')
+	out = strconv.AppendInt(out, v, 10)
+	return append(out, crlf...)
+}
+
 // slabStats answers "stats slabs" in memcached's format for the classes
 // that hold items. repcache keeps no slabs: chunk counts are what memcached
 // would use for the same items (store.SlabClass), so tools and tests that
@@ -152,15 +163,7 @@ const slabPage = 1 << 20
 func (s *Session) slabStats() {
 	st := s.storeStats()
 	out := s.out[:0]
-	stat := func(c int, name string, v int64) {
-		out = append(out, "STAT "...)
-		out = strconv.AppendInt(out, int64(c), 10)
-		out = append(out, ':')
-		out = append(out, name...)
-		out = append(out, ' ')
-		out = strconv.AppendInt(out, v, 10)
-		out = append(out, crlf...)
-	}
+	stat := func(c int, name string, v int64) { out = appendClassStat(out, "STAT ", c, name, v) }
 	active, pagesTotal := 0, int64(0)
 	for c := 1; c <= store.SlabClasses; c++ {
 		cs := st.Classes[c]
@@ -194,15 +197,7 @@ func (s *Session) slabStats() {
 func (s *Session) itemStats() {
 	st := s.storeStats()
 	out := s.out[:0]
-	stat := func(c int, name string, v int64) {
-		out = append(out, "STAT items:"...)
-		out = strconv.AppendInt(out, int64(c), 10)
-		out = append(out, ':')
-		out = append(out, name...)
-		out = append(out, ' ')
-		out = strconv.AppendInt(out, v, 10)
-		out = append(out, crlf...)
-	}
+	stat := func(c int, name string, v int64) { out = appendClassStat(out, "STAT items:", c, name, v) }
 	for c := 1; c <= store.SlabClasses; c++ {
 		cs := st.Classes[c]
 		if cs.Items <= 0 {
