@@ -232,6 +232,9 @@ func serve(cfg *config.Config, a *app, pm *policy.Metrics, reg *prometheus.Regis
 		log.Info("admin endpoint ready", "addr", ln.Addr().String())
 	}
 
+	// Watch before serving: a change made once the listeners answer must
+	// not fall before the watch exists.
+	changed := watchConfig(cfg, log)
 	errc := make(chan error, len(lns))
 	for _, l := range lns {
 		go func() { errc <- srv.Serve(l.ln, l.h) }()
@@ -267,8 +270,6 @@ func serve(cfg *config.Config, a *app, pm *policy.Metrics, reg *prometheus.Regis
 		log.Info("configuration reloaded", "reason", reason)
 		logMaps(log, r.live.Load())
 	}
-	changed := watchConfig(cfg, log)
-
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)

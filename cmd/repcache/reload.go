@@ -108,8 +108,8 @@ func watchConfig(cfg *config.Config, log *slog.Logger) <-chan struct{} {
 		return out
 	}
 	events := make(chan struct{}, 1)
+	last, _ := os.Stat(path) // before returning: the file as it was when the watch began
 	go func() {
-		last, _ := os.Stat(path)
 		for {
 			select {
 			case ev, ok := <-w.Events:
