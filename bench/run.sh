@@ -8,7 +8,9 @@
 #              24-byte values, fixed duration; runs alternate between the
 #              servers; median ops/s.
 #   postmap    real Postfix client: postmap -q - memcache:... over
-#              POSTMAP_KEYS IPs, half of them preloaded; median wall time.
+#              POSTMAP_KEYS IPs, half of them preloaded; median wall time,
+#              unpinned, all on one CPU, and postmap and server on
+#              different CPUs.
 #   memory     loadgen loads RECORDS postscreen records into a fresh server:
 #              RSS bytes/record, get latency, Go GC pauses; then the same at
 #              RECORDS_BIG (10M) and the 10M/1M get-latency ratio.
@@ -19,12 +21,17 @@
 #              and CPU per request; then set latency of repcache with a
 #              sync Redis backup vs without a backup (loadgen setlatency).
 #              Needs redis-server, redis-cli, nutcracker, taskset.
+#   engines    the connection-engine evaluation: bench/ioengine's minimal
+#              get/set over the embedded store, with a goroutine per
+#              connection and with a gnet event loop, against memcached:
+#              memcaslap, and postmap in every placement.
 #
 # Environment (defaults in brackets; BENCH_QUICK=1 switches to tiny sizes):
 #   BENCH_SECONDS [20]      memcaslap duration per run
 #   BENCH_RUNS [3]          memcaslap runs per server (alternating order)
 #   POSTMAP_KEYS [50000]    IPs queried; every second one is preloaded
 #   POSTMAP_RUNS [11]        timed postmap runs per server (after 1 warm-up)
+#   POSTMAP_PINNED_RUNS [5]  the same per pinned placement (one CPU, split; 0 skips)
 #   RECORDS [1000000]       records for the memory section
 #   RECORDS_BIG [10000000]  records for the scale part (0 skips it)
 #   MEMCACHED_BIG [1]       also load memcached with RECORDS_BIG
@@ -66,12 +73,12 @@ RESULTS=$BENCH/results
 COMMAND_LINE="bench/run.sh${*:+ $*}"
 
 if [[ ${BENCH_QUICK:-0} == 1 ]]; then
-	: "${BENCH_SECONDS:=3}" "${BENCH_RUNS:=2}" "${POSTMAP_KEYS:=2000}" "${POSTMAP_RUNS:=3}"
+	: "${BENCH_SECONDS:=3}" "${BENCH_RUNS:=2}" "${POSTMAP_KEYS:=2000}" "${POSTMAP_RUNS:=3}" "${POSTMAP_PINNED_RUNS:=1}"
 	: "${RECORDS:=100000}" "${RECORDS_BIG:=300000}" "${LATENCY_GETS:=20000}" "${LATENCY_RUNS:=1}"
 	: "${TIERS_SECONDS:=3}" "${TIERS_RUNS:=1}" "${TIERS_POSTMAP_RUNS:=2}" "${TIERS_PINNED_RUNS:=1}"
 	: "${TIERS_SETS:=2000}" "${TIERS_SET_RUNS:=1}"
 fi
-: "${BENCH_SECONDS:=20}" "${BENCH_RUNS:=3}" "${POSTMAP_KEYS:=50000}" "${POSTMAP_RUNS:=11}"
+: "${BENCH_SECONDS:=20}" "${BENCH_RUNS:=3}" "${POSTMAP_KEYS:=50000}" "${POSTMAP_RUNS:=11}" "${POSTMAP_PINNED_RUNS:=5}"
 : "${RECORDS:=1000000}" "${RECORDS_BIG:=10000000}" "${MEMCACHED_BIG:=1}"
 : "${LATENCY_GETS:=200000}" "${LATENCY_CONNS:=4}" "${LATENCY_RUNS:=5}" "${SETTLE_MAX:=120}" "${SETTLE_CPU_PCT:=25}" "${IDLE_SECONDS:=5}"
 : "${TIERS_SECONDS:=15}" "${TIERS_RUNS:=3}" "${TIERS_POSTMAP_RUNS:=7}" "${TIERS_PINNED_RUNS:=3}"
@@ -87,7 +94,7 @@ die() {
 	exit 1
 }
 
-ALL_SECTIONS=(memcaslap postmap memory tiers)
+ALL_SECTIONS=(memcaslap postmap memory tiers engines)
 SECTIONS=("$@")
 ((${#SECTIONS[@]})) || SECTIONS=("${ALL_SECTIONS[@]}")
 for s in "${SECTIONS[@]}"; do
@@ -160,8 +167,22 @@ MEMCACHED_USER=()
 SIDES=()
 [[ $BENCH_CANDIDATE != none ]] && SIDES+=(cand)
 SIDES+=(base)
-label() { if [[ $1 == cand ]]; then echo "$CAND_LABEL"; else echo memcached; fi; }
-impl() { if [[ $1 == cand ]]; then echo "$BENCH_CANDIDATE"; else echo memcached; fi; }
+# Sides: cand (the candidate), base (memcached), and the engines section's
+# goroutine and gnet (bench/ioengine).
+label() {
+	case $1 in
+	cand) echo "$CAND_LABEL" ;;
+	base) echo memcached ;;
+	*) echo "ioengine-$1" ;;
+	esac
+}
+impl() {
+	case $1 in
+	cand) echo "$BENCH_CANDIDATE" ;;
+	base) echo memcached ;;
+	*) echo "$1" ;;
+	esac
+}
 
 # start_server SIDE TAG MEMCACHED_MB GCTRACE(0|1): a fresh server on a free
 # 127.0.0.1 port; sets PID[SIDE], PORT[SIDE], SLOG[SIDE].
@@ -170,15 +191,21 @@ start_server() {
 	logf=$RUN/server-$tag-$side.log
 	for try in 1 2 3; do
 		port=$("$LOADGEN" freeport)
-		if [[ $(impl "$side") == repcache ]]; then
+		case $(impl "$side") in
+		goroutine | gnet)
+			"$IOENGINE" -engine "$(impl "$side")" -listen "127.0.0.1:$port" >"$logf" 2>&1 &
+			;;
+		repcache)
 			local godebug=${GODEBUG:-}
 			((gctrace)) && godebug=${godebug:+$godebug,}gctrace=1
 			# shellcheck disable=SC2086 # REPCACHE_ARGS is word-split on purpose
 			GODEBUG=$godebug "$REPCACHE_BIN" --listen "127.0.0.1:$port" --admin.listen "" \
 				--cache.memory.max_bytes "$REPCACHE_MAX_BYTES" $REPCACHE_ARGS >"$logf" 2>&1 &
-		else
+			;;
+		*)
 			memcached "${MEMCACHED_USER[@]}" -l 127.0.0.1 -p "$port" -U 0 -t 2 -m "$mb" >"$logf" 2>&1 &
-		fi
+			;;
+		esac
 		pid=$!
 		PID[$side]=$pid PORT[$side]=$port SLOG[$side]=$logf
 		if "$LOADGEN" wait -addr "127.0.0.1:$port" -timeout 20s 2>>"$logf"; then
@@ -272,10 +299,14 @@ record() {
 }
 
 # ---------------------------------------------------------------- memcaslap
-section_memcaslap() {
-	log "== memcaslap: -T 2 -c 32, get 0.9 / set 0.1, key 20 B, value 24 B, ${BENCH_SECONDS}s x $BENCH_RUNS runs per server"
-	local cfg=$RUN/memcaslap.cfg
-	cat >"$cfg" <<'EOF'
+MEMCASLAP_CFG=
+# memcaslap_rounds SIDE...: BENCH_RUNS memcaslap runs on each running
+# server, rotating their order; appends each run's ops/s to OPS[SIDE].
+declare -A OPS=()
+memcaslap_rounds() {
+	if [[ -z $MEMCASLAP_CFG ]]; then
+		MEMCASLAP_CFG=$RUN/memcaslap.cfg
+		cat >"$MEMCASLAP_CFG" <<'EOF'
 # memcaslap -F: key length min max proportion / value length ... / cmd type proportion (0 set, 1 get)
 key
 20 20 1
@@ -285,64 +316,85 @@ cmd
 0 0.1
 1 0.9
 EOF
-	local side
-	for side in "${SIDES[@]}"; do start_server "$side" memcaslap 4096 0; done
-	declare -A ops=()
-	local i order n=0 total=$((BENCH_RUNS * ${#SIDES[@]})) out tps
+	fi
+	local sides=("$@") i j side order n=0 total=$((BENCH_RUNS * $#)) out tps
 	for ((i = 1; i <= BENCH_RUNS; i++)); do
-		# alternate which server goes first: A B, B A, A B, ...
-		order=("${SIDES[@]}")
-		((i % 2 == 0 && ${#SIDES[@]} == 2)) && order=("${SIDES[1]}" "${SIDES[0]}")
+		# rotate which server goes first: A B C, B C A, C A B, ...
+		order=()
+		for ((j = 0; j < $#; j++)); do order+=("${sides[(i - 1 + j) % $#]}"); done
 		for side in "${order[@]}"; do
 			n=$((n + 1))
 			out=$RUN/memcaslap-$side-$i.out
 			log "memcaslap [$n/$total] $(label "$side") run $i (${BENCH_SECONDS}s)"
 			timeout $((BENCH_SECONDS + 120)) memcaslap -s "127.0.0.1:${PORT[$side]}" -T 2 -c 32 \
-				-F "$cfg" -t "${BENCH_SECONDS}s" >"$out" 2>&1 || die "memcaslap failed, see $out"
+				-F "$MEMCASLAP_CFG" -t "${BENCH_SECONDS}s" >"$out" 2>&1 || die "memcaslap failed, see $out"
 			tps=$(awk '/^Run time:/ {for (i = 1; i <= NF; i++) if ($i == "TPS:") print $(i + 1)}' "$out" | tail -1)
 			[[ $tps =~ ^[0-9]+$ && $tps -gt 0 ]] || die "no TPS in memcaslap output, see $out"
 			log "  $tps ops/s"
-			ops[$side]+="$tps "
+			OPS[$side]+="$tps "
 		done
 	done
+}
+
+section_memcaslap() {
+	log "== memcaslap: -T 2 -c 32, get 0.9 / set 0.1, key 20 B, value 24 B, ${BENCH_SECONDS}s x $BENCH_RUNS runs per server"
+	local side
+	for side in "${SIDES[@]}"; do start_server "$side" memcaslap 4096 0; done
+	memcaslap_rounds "${SIDES[@]}"
 	for side in "${SIDES[@]}"; do stop_server "$side"; done
-	local c b
-	c=$(median <<<"${ops[cand]:-}")
-	b=$(median <<<"${ops[base]}")
-	record memcaslap "ops/s (median of $BENCH_RUNS, ${BENCH_SECONDS}s each)" ops/s "$c" "$b" "ratio>=1.00" \
-		"$CAND_LABEL: ${ops[cand]:-} memcached: ${ops[base]}"
+	record memcaslap "ops/s (median of $BENCH_RUNS, ${BENCH_SECONDS}s each)" ops/s \
+		"$(median <<<"${OPS[cand]:-}")" "$(median <<<"${OPS[base]}")" "ratio>=1.00" \
+		"$CAND_LABEL: ${OPS[cand]:-} memcached: ${OPS[base]}"
 }
 
 # ---------------------------------------------------------------- postmap
-section_postmap() {
-	local preload=$(((POSTMAP_KEYS + 1) / 2))
-	log "== postmap: $POSTMAP_KEYS lookups (postmap -q -), $preload preloaded, 1 warm-up + $POSTMAP_RUNS timed runs per server"
-	local keys=$RUN/postmap-keys.txt side dir
-	"$LOADGEN" keys -n "$POSTMAP_KEYS" >"$keys"
-	for side in "${SIDES[@]}"; do
-		start_server "$side" postmap 4096 0
-		# every second key (indexes 0, 2, 4, ...) is present: hits and misses interleave
-		"$LOADGEN" load -q -addr "127.0.0.1:${PORT[$side]}" -n "$preload" -stride 2 >/dev/null ||
-			die "preload of $(label "$side") failed"
-		dir=$RUN/postfix-$side
-		mkdir -p "$dir"
-		# postmap -c needs a main.cf; compatibility_level avoids backwards-
-		# compatibility warnings. The table path must be absolute: a relative
-		# memcache:name is taken as a main.cf parameter prefix.
-		printf 'compatibility_level = 3.6\n' >"$dir/main.cf"
-		printf 'memcache = inet:127.0.0.1:%s\nkey_format = postscreen:%%s\n' "${PORT[$side]}" >"$dir/postscreen.cf"
+# postmap_prepare SIDE: preload every second of the POSTMAP_KEYS IPs into
+# the running server SIDE and write its Postfix table config.
+postmap_prepare() {
+	local side=$1 dir=$RUN/postfix-$1
+	[[ -s $RUN/postmap-keys.txt ]] || "$LOADGEN" keys -n "$POSTMAP_KEYS" >"$RUN/postmap-keys.txt"
+	# every second key (indexes 0, 2, 4, ...) is present: hits and misses interleave
+	"$LOADGEN" load -q -addr "127.0.0.1:${PORT[$side]}" -n "$(((POSTMAP_KEYS + 1) / 2))" -stride 2 >/dev/null ||
+		die "preload of $(label "$side") failed"
+	mkdir -p "$dir"
+	# postmap -c needs a main.cf; compatibility_level avoids backwards-
+	# compatibility warnings. The table path must be absolute: a relative
+	# memcache:name is taken as a main.cf parameter prefix.
+	printf 'compatibility_level = 3.6\n' >"$dir/main.cf"
+	printf 'memcache = inet:127.0.0.1:%s\nkey_format = postscreen:%%s\n' "${PORT[$side]}" >"$dir/postscreen.cf"
+}
+
+# Placements of postmap and the servers (the tiers section has the same
+# three): free: nothing pinned; one: postmap and the server on CPU 0;
+# split: postmap on CPU 0, the server on CPU 1.
+declare -A PLACEMENT=([free]="unpinned" [one]="all on CPU 0" [split]="postmap CPU 0, server CPU 1")
+
+# postmap_rounds MODE RUNS SIDE...: 1 warm-up and RUNS timed postmap runs
+# against each prepared server, rotating their order, in placement MODE;
+# sets WALL[SIDE] to the timed runs' seconds.
+declare -A WALL=()
+postmap_rounds() {
+	local mode=$1 runs=$2 side i j order tset=() all_cpus preload=$(((POSTMAP_KEYS + 1) / 2))
+	shift 2
+	local sides=("$@") n=0 total=$(((runs + 1) * $#)) dir out t0 t1 secs lines
+	all_cpus=$(taskset -p $$ | awk '{print $NF}')
+	for side in "${sides[@]}"; do
+		WALL[$side]=
+		case $mode in
+		one) pin 1 "${PID[$side]}" ;;
+		split) pin 2 "${PID[$side]}" ;;
+		esac
 	done
-	declare -A wall=()
-	local i order n=0 total=$(((POSTMAP_RUNS + 1) * ${#SIDES[@]})) out t0 t1 secs lines
-	for ((i = 0; i <= POSTMAP_RUNS; i++)); do
-		order=("${SIDES[@]}")
-		((i % 2 == 1 && ${#SIDES[@]} == 2)) && order=("${SIDES[1]}" "${SIDES[0]}")
+	[[ $mode == free ]] || tset=(taskset -c 0)
+	for ((i = 0; i <= runs; i++)); do
+		order=()
+		for ((j = 0; j < $#; j++)); do order+=("${sides[(i + j) % $#]}"); done
 		for side in "${order[@]}"; do
 			n=$((n + 1))
 			dir=$RUN/postfix-$side
 			out=$RUN/postmap-$side.out
 			t0=$EPOCHREALTIME
-			"$POSTMAP" -c "$dir" -q - "memcache:$dir/postscreen.cf" <"$keys" >"$out" 2>"$out.err" ||
+			"${tset[@]}" "$POSTMAP" -c "$dir" -q - "memcache:$dir/postscreen.cf" <"$RUN/postmap-keys.txt" >"$out" 2>"$out.err" ||
 				die "postmap against $(label "$side") failed: $(tail -2 "$out.err")"
 			t1=$EPOCHREALTIME
 			secs=$(calc "$t1 - $t0" 4)
@@ -350,22 +402,73 @@ section_postmap() {
 			[[ $lines == "$preload" && $(wc -l <"$out") == "$preload" ]] ||
 				die "postmap against $(label "$side") printed $lines hits / $(wc -l <"$out") lines, expected $preload"
 			if ((i == 0)); then
-				log "postmap [$n/$total] $(label "$side") warm-up: ${secs}s, $lines hits (not counted)"
+				log "postmap $mode [$n/$total] $(label "$side") warm-up: ${secs}s, $lines hits (not counted)"
 			else
-				log "postmap [$n/$total] $(label "$side") run $i: ${secs}s, $lines hits"
-				wall[$side]+="$secs "
+				log "postmap $mode [$n/$total] $(label "$side") run $i: ${secs}s, $lines hits"
+				WALL[$side]+="$secs "
 			fi
 		done
 	done
+	if [[ $mode != free ]]; then
+		for side in "${sides[@]}"; do pin "$all_cpus" "${PID[$side]}"; done
+	fi
+}
+
+# postmap_placements SIDE...: postmap_rounds in each placement
+# (POSTMAP_RUNS unpinned, POSTMAP_PINNED_RUNS pinned), calling
+# "postmap_record MODE RUNS" after each.
+postmap_placements() {
+	local mode runs
+	for mode in free one split; do
+		runs=$POSTMAP_RUNS
+		[[ $mode == free ]] || runs=$POSTMAP_PINNED_RUNS
+		((runs > 0)) || continue
+		postmap_rounds "$mode" "$runs" "$@"
+		postmap_record "$mode" "$runs"
+	done
+}
+
+section_postmap() {
+	local side
+	log "== postmap: $POSTMAP_KEYS lookups (postmap -q -), every second one preloaded; 1 warm-up + $POSTMAP_RUNS timed runs unpinned, $POSTMAP_PINNED_RUNS per pinned placement"
+	for side in "${SIDES[@]}"; do
+		start_server "$side" postmap 4096 0
+		postmap_prepare "$side"
+	done
+	postmap_record() {
+		record postmap "wall time, $POSTMAP_KEYS lookups, ${PLACEMENT[$1]} (median of $2)" s \
+			"$(median <<<"${WALL[cand]:-}")" "$(median <<<"${WALL[base]}")" "ratio<=1.10" \
+			"$CAND_LABEL: ${WALL[cand]:-} memcached: ${WALL[base]}"
+	}
+	postmap_placements "${SIDES[@]}"
 	for side in "${SIDES[@]}"; do stop_server "$side"; done
-	local c b
-	c=$(median <<<"${wall[cand]:-}")
-	b=$(median <<<"${wall[base]}")
-	record postmap "wall time, $POSTMAP_KEYS lookups, $preload hits (median of $POSTMAP_RUNS)" s "$c" "$b" "ratio<=1.10" \
-		"$CAND_LABEL: ${wall[cand]:-} memcached: ${wall[base]}"
-	c=$(tr ' ' '\n' <<<"${wall[cand]:-}" | grep . | sort -g | head -1 || true)
-	b=$(tr ' ' '\n' <<<"${wall[base]}" | grep . | sort -g | head -1)
-	record postmap "wall time, fastest of $POSTMAP_RUNS" s "$c" "$b"
+}
+
+# ---------------------------------------------------------------- engines
+# The connection-engine evaluation (issue 10): bench/ioengine serves one
+# minimal get/set code path over repcache's embedded store with a goroutine
+# per connection and with a gnet event loop; memcached is the yardstick.
+section_engines() {
+	local sides=(goroutine gnet base) side
+	log "== engines: bench/ioengine goroutine per connection vs gnet event loop vs memcached (memcaslap; postmap in every placement)"
+	IOENGINE=$TMP/ioengine
+	(cd "$ROOT/bench/ioengine" && go build -o "$IOENGINE" .) || die "ioengine build failed"
+	for side in "${sides[@]}"; do start_server "$side" engines 4096 0; done
+	for side in "${sides[@]}"; do OPS[$side]=; done
+	memcaslap_rounds "${sides[@]}"
+	for side in goroutine gnet; do
+		record engines "memcaslap ops/s, median of $BENCH_RUNS [$side/memcached]" ops/s \
+			"$(median <<<"${OPS[$side]}")" "$(median <<<"${OPS[base]}")" "" "$side: ${OPS[$side]} memcached: ${OPS[base]}" "$side" memcached
+	done
+	for side in "${sides[@]}"; do postmap_prepare "$side"; done
+	postmap_record() {
+		for side in goroutine gnet; do
+			record engines "postmap s, ${PLACEMENT[$1]}, median of $2 [$side/memcached]" s \
+				"$(median <<<"${WALL[$side]}")" "$(median <<<"${WALL[base]}")" "" "$side: ${WALL[$side]} memcached: ${WALL[base]}" "$side" memcached
+		done
+	}
+	postmap_placements "${sides[@]}"
+	for side in "${sides[@]}"; do stop_server "$side"; done
 }
 
 # ---------------------------------------------------------------- memory
