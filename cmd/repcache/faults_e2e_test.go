@@ -229,9 +229,11 @@ func value(t *testing.T, addr, key string) (string, bool) {
 }
 
 // Row 1: one instance cut off from memcached (the relay accepts and never
-// answers) acknowledges a set and a delete that reach Redis only; once it
-// reaches memcached again, no instance serves the old value or the deleted
-// record. With a SIGSTOPped memcached the same, for both instances.
+// answers) acknowledges a set and a delete that reach Redis only; the other
+// instance, which reaches memcached, stops serving the old value and the
+// deleted record while the first is still cut off, and once the first
+// reaches memcached again neither serves them. With a SIGSTOPped memcached
+// the same, for both instances.
 func TestMissedCacheWritesAreNotServedStale(t *testing.T) {
 	for _, fault := range []string{"relay cut", "memcached stopped"} {
 		t.Run(fault, func(t *testing.T) {
@@ -262,6 +264,21 @@ func TestMissedCacheWritesAreNotServedStale(t *testing.T) {
 			if v, _ := value(t, a.addr, "plain:k"); v != "v2" {
 				t.Fatalf("A, cut off, reads %q", v)
 			}
+			if fault == "relay cut" {
+				// B still reaches memcached, which holds v1 and d. A told
+				// it through Redis of the writes memcached missed, before
+				// acknowledging them: B does not serve those copies even
+				// while A is still cut off. (Polled: the announcement
+				// reaches B within its delivery time, not at A's reply.)
+				waitFor(t, "B to serve what A wrote", func() bool {
+					v, _ := value(t, b.addr, "plain:k")
+					_, found := value(t, b.addr, "plain:d")
+					return v == "v2" && !found
+				})
+				if v, _ := value(t, a.addr, "plain:k"); v != "v2" {
+					t.Fatalf("A, still cut off, reads %q", v)
+				}
+			}
 			if rl.set(false); fault != "relay cut" {
 				mcd.cmd.Signal(syscall.SIGCONT)
 			}
@@ -282,7 +299,7 @@ func TestMissedCacheWritesAreNotServedStale(t *testing.T) {
 
 // Row 1, past the bound: more missed writes than missed_writes_limit move
 // the cache generation on, and both instances then serve only what Redis
-// holds.
+// holds, the one that reaches memcached even while the other is cut off.
 func TestMissedWritesOverflowMovesGenerationOn(t *testing.T) {
 	mcd := startMemcached(t)
 	rd := testenv.Redis(t, testenv.RedisOptions{})
@@ -301,6 +318,17 @@ func TestMissedWritesOverflowMovesGenerationOn(t *testing.T) {
 	for i := range 10 {
 		mustLine(t, ma, fmt.Sprintf("set plain:k%d 0 0 2\r\nv2\r\n", i), "STORED")
 	}
+	// The shared record of missed writes filled up: A moved the generation
+	// on at once, and B, which reaches memcached, follows it while A is
+	// still cut off.
+	waitFor(t, "B to serve what A wrote", func() bool {
+		for i := range 10 {
+			if v, _ := value(t, b.addr, fmt.Sprintf("plain:k%d", i)); v != "v2" {
+				return false
+			}
+		}
+		return true
+	})
 	rl.set(false)
 	waitFor(t, "A to move the cache generation on", func() bool { return a.metric(t, "repcache_cache_generation") > 0 })
 	gen := a.metric(t, "repcache_cache_generation")

@@ -235,6 +235,7 @@ func serve(cfg *config.Config, a *app, pm *policy.Metrics, reg *prometheus.Regis
 	// Watch before serving: a change made once the listeners answer must
 	// not fall before the watch exists.
 	changed := watchConfig(cfg, log)
+	st.watchMissedWrites(log)
 	errc := make(chan error, len(lns))
 	for _, l := range lns {
 		go func() { errc <- srv.Serve(l.ln, l.h) }()

@@ -23,7 +23,7 @@ import (
 
 // tiers are the storage tiers the configuration asks for.
 type tiers struct {
-	stopWatch     func()
+	stops         []func() // the Redis subscriptions
 	tiered        *tiered.Store
 	store         store.Store // tiered, as the policy layer calls it
 	cache, backup store.Store
@@ -47,8 +47,8 @@ func (t *tiers) closeAll(ctx context.Context, log *slog.Logger) {
 	if err := t.tiered.Drain(ctx); err != nil {
 		log.Warn("backup queue not fully written before exit", "err", err)
 	}
-	if t.stopWatch != nil {
-		t.stopWatch()
+	for _, stop := range t.stops {
+		stop()
 	}
 	t.cache.Close()
 	if t.backup != nil {
@@ -113,8 +113,10 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 		o.BackupPing = g
 		if t.cacheGuard != nil {
 			// A cache shared with other instances carries the generation
-			// they all read from Redis.
+			// they all read from Redis, and they tell each other there of
+			// the writes that missed it (see watchMissedWrites).
 			o.Generations = r
+			o.MissLog = r
 		}
 	}
 	o.ErrorOnOutage = cfg.OnError == "error"
@@ -145,5 +147,21 @@ func (t *tiers) watchRedisExpiry(r *redis.Store, live *policy.Live, log *slog.Lo
 	if err != nil {
 		log.Warn("cannot subscribe to Redis expiry events yet; retrying in the background", "err", err)
 	}
-	t.stopWatch = stop
+	t.stops = append(t.stops, stop)
+}
+
+// watchMissedWrites listens, on a memcached pool shared with other
+// instances, for the writes any of them could not make there, so that none
+// serves memcached's older copy meanwhile. It starts before serving.
+func (t *tiers) watchMissedWrites(log *slog.Logger) {
+	if t.redis == nil || t.cacheGuard == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	stop, err := t.redis.SubscribeMissed(ctx, t.tiered.RemoteMiss, t.tiered.RemoteGeneration)
+	if err != nil {
+		log.Warn("cannot subscribe to other instances' missed cache writes yet; retrying in the background (meanwhile they are read from Redis every probe)", "err", err)
+	}
+	t.stops = append(t.stops, stop)
 }

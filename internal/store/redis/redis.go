@@ -647,14 +647,28 @@ func mergeEventFlags(cur string) string {
 // waits for fn to return. Expiry events must be enabled
 // (EnableExpiryEvents or the server's configuration).
 func (s *Store) SubscribeExpired(ctx context.Context, fn func(key string)) (stop func(), err error) {
-	w := &expiryWatch{s: s, fn: fn, pattern: fmt.Sprintf("__keyevent@%d__:expired", s.db), subs: map[string]*goredis.PubSub{}}
+	stop, err = s.watch(ctx, fmt.Sprintf("__keyevent@%d__:expired", s.db), func(payload string) {
+		if k, ok := strings.CutPrefix(payload, s.prefix); ok && !strings.HasPrefix(k, internalPrefix) {
+			fn(k)
+		}
+	})
+	if err != nil {
+		err = fmt.Errorf("redis subscribe expired (retried in the background): %w", err)
+	}
+	return stop, err
+}
+
+// watch subscribes to the channels matching pattern (on every master of a
+// cluster: keyspace events are each node's own) and calls fn with each
+// message's payload, from one goroutine at a time. A subscription that
+// fails (Redis down) is retried in the background with backoff, as is a
+// master that a cluster gained; an established one reconnects by itself.
+func (s *Store) watch(ctx context.Context, pattern string, fn func(payload string)) (stop func(), err error) {
+	w := &subscription{s: s, fn: fn, pattern: pattern, subs: map[string]*goredis.PubSub{}}
 	wctx, cancel := context.WithCancel(context.Background())
 	err = w.refresh(ctx)
 	w.wg.Add(1)
 	go w.keep(wctx, err)
-	if err != nil {
-		err = fmt.Errorf("redis subscribe expired (retried in the background): %w", err)
-	}
 	return sync.OnceFunc(func() {
 		cancel()
 		w.mu.Lock()
@@ -666,13 +680,13 @@ func (s *Store) SubscribeExpired(ctx context.Context, fn func(key string)) (stop
 	}), err
 }
 
-// resubscribeEvery is how often the expiry subscription looks for masters
+// resubscribeEvery is how often a subscription looks for masters
 // it does not listen to yet (after a cluster failover), once established.
 const resubscribeEvery = 2 * time.Second
 
 var resubscribeBackoff = backoff.Policy{Base: 100 * time.Millisecond, Max: resubscribeEvery}
 
-type expiryWatch struct {
+type subscription struct {
 	s       *Store
 	fn      func(string)
 	pattern string
@@ -683,7 +697,7 @@ type expiryWatch struct {
 }
 
 // keep retries refresh until ctx ends: with backoff while it fails.
-func (w *expiryWatch) keep(ctx context.Context, err error) {
+func (w *subscription) keep(ctx context.Context, err error) {
 	defer w.wg.Done()
 	_, cluster := w.s.c.(*goredis.ClusterClient)
 	for attempt := 0; ; attempt++ {
@@ -707,7 +721,7 @@ func (w *expiryWatch) keep(ctx context.Context, err error) {
 }
 
 // refresh subscribes on every master not subscribed yet.
-func (w *expiryWatch) refresh(ctx context.Context) error {
+func (w *subscription) refresh(ctx context.Context) error {
 	cc, ok := w.s.c.(*goredis.ClusterClient)
 	if !ok {
 		return w.subscribe(ctx, "", w.s.c)
@@ -715,7 +729,7 @@ func (w *expiryWatch) refresh(ctx context.Context) error {
 	return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return w.subscribe(ctx, c.Options().Addr, c) })
 }
 
-func (w *expiryWatch) subscribe(ctx context.Context, addr string, c goredis.UniversalClient) error {
+func (w *subscription) subscribe(ctx context.Context, addr string, c goredis.UniversalClient) error {
 	w.mu.Lock()
 	_, done := w.subs[addr]
 	w.mu.Unlock()
@@ -738,11 +752,9 @@ func (w *expiryWatch) subscribe(ctx context.Context, addr string, c goredis.Univ
 	go func() {
 		defer w.wg.Done()
 		for msg := range ps.Channel() {
-			if k, ok := strings.CutPrefix(msg.Payload, w.s.prefix); ok && !strings.HasPrefix(k, internalPrefix) {
-				w.fnMu.Lock()
-				w.fn(k)
-				w.fnMu.Unlock()
-			}
+			w.fnMu.Lock()
+			w.fn(msg.Payload)
+			w.fnMu.Unlock()
 		}
 	}()
 	return nil

@@ -65,3 +65,75 @@ func TestClusterPingFollowsFailover(t *testing.T) {
 		}
 	}
 }
+
+// TestMissLog: two stores on one Redis (two instances) share the record of
+// missed cache writes: an announcement reaches the other's subscription at
+// once, the list is what an instance starting later catches up with, it
+// stops at the limit, and a generation announcement empties it.
+func TestMissLog(t *testing.T) {
+	srv := testenv.Redis(t, testenv.RedisOptions{})
+	a := newStore(t, srv, Options{KeyPrefix: "p:"})
+	b := newStore(t, srv, Options{KeyPrefix: "p:"})
+	other := newStore(t, srv, Options{KeyPrefix: "q:"}) // another deployment on the same Redis
+	keys, gens := make(chan string, 10), make(chan uint64, 10)
+	stop, err := b.SubscribeMissed(ctx, func(k string) { keys <- k }, func(g uint64) { gens <- g })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	stopOther, err := other.SubscribeMissed(ctx, func(k string) { t.Errorf("prefix q: told of %q", k) }, func(uint64) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopOther()
+	for _, k := range []string{"k1", "k*2"} {
+		if listed, err := a.AnnounceMissed(ctx, []byte(k), 2); err != nil || !listed {
+			t.Fatalf("announce %s: listed %v, %v", k, listed, err)
+		}
+		if got := receive(t, keys); got != k {
+			t.Fatalf("b was told of %q, want %q", got, k)
+		}
+	}
+	if listed, err := a.AnnounceMissed(ctx, []byte("k1"), 2); err != nil || !listed {
+		t.Fatalf("a listed key again: listed %v, %v", listed, err)
+	}
+	receive(t, keys)
+	if listed, err := a.AnnounceMissed(ctx, []byte("k3"), 2); err != nil || listed {
+		t.Fatalf("past the limit: listed %v, %v", listed, err)
+	}
+	got, err := b.MissedWrites(ctx)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("listed: %q, %v", got, err)
+	}
+	if err := b.ClearMissed(ctx, []string{"k1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.MissedWrites(ctx); len(got) != 1 || got[0] != "k*2" {
+		t.Fatalf("after clearing k1: %q", got)
+	}
+	if err := a.AnnounceGeneration(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	if g := receive(t, gens); g != 7 {
+		t.Fatalf("b was told of generation %d", g)
+	}
+	if got, _ := b.MissedWrites(ctx); len(got) != 0 {
+		t.Fatalf("after the generation: %q", got)
+	}
+	select {
+	case k := <-keys:
+		t.Fatalf("unexpected announcement %q", k)
+	default:
+	}
+}
+
+func receive[T any](t *testing.T, c chan T) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(10 * time.Second): // only keeps a broken build from hanging
+		t.Fatal("no announcement arrived")
+		panic("unreachable")
+	}
+}

@@ -111,12 +111,14 @@ func (v *invalidations) clearUpTo(seq uint64) {
 	v.count()
 }
 
-func (v *invalidations) clear() {
+// current is the sequence number of the latest miss.
+func (v *invalidations) current() uint64 {
 	v.mu.Lock()
-	seq := v.seq
-	v.mu.Unlock()
-	v.clearUpTo(seq)
+	defer v.mu.Unlock()
+	return v.seq
 }
+
+func (v *invalidations) clear() { v.clearUpTo(v.current()) }
 
 func (v *invalidations) len() int { return int(v.n.Load()) }
 
@@ -138,36 +140,86 @@ func (s *Store) repair(ctx context.Context, now int64) {
 			}
 			return
 		}
-		g, err := s.o.Generations.NextCacheGeneration(ctx, s.gen.Load())
-		if err != nil {
-			s.o.Logger.Warn("cannot move the cache generation on; the cache stays bypassed for backed-up maps", "err", detail(err))
-			return
-		}
-		s.adoptGeneration(g)
-		s.Counts.GenerationBumps.Add(1)
-		s.inv.clearUpTo(seq)
-		s.o.Logger.Warn("cache generation moved on: more writes missed the cache than could be remembered, so nothing it held before is served",
-			"generation", g)
+		s.moveGeneration(ctx, "more writes missed the cache than could be remembered")
 		return
 	}
 	start := time.Now()
-	n := 0
+	deleted := make([]string, 0, len(keys))
+	defer func() { s.unlist(ctx, deleted) }()
 	for k, sq := range keys {
 		if err := s.cache.Delete(ctx, s.cacheKey([]byte(k)), store.DeleteOptions{}, now); failed(err) {
 			return
 		}
 		s.inv.done(k, sq)
-		n++
+		deleted = append(deleted, k)
 	}
-	s.o.Logger.Info("stale cache entries invalidated", "keys", n, "took", time.Since(start).Round(time.Millisecond))
+	s.o.Logger.Info("stale cache entries invalidated", "keys", len(deleted), "took", time.Since(start).Round(time.Millisecond))
 }
 
-// adoptGeneration puts generation g in force (never an older one).
-func (s *Store) adoptGeneration(g uint64) {
+// unlist takes keys deleted from the cache off the shared record.
+func (s *Store) unlist(ctx context.Context, keys []string) {
+	if s.o.MissLog != nil && len(keys) > 0 {
+		if err := s.o.MissLog.ClearMissed(ctx, keys); err != nil {
+			s.Counts.BackupErrors.Add(1) // listed a while longer: other instances delete them once more
+		}
+	}
+}
+
+// catchUp adopts the shared record's keys: those missed while this
+// instance was not subscribed (it started later, or Redis was down).
+func (s *Store) catchUp(ctx context.Context) {
+	if s.o.MissLog == nil {
+		return
+	}
+	keys, err := s.o.MissLog.MissedWrites(ctx)
+	if err != nil {
+		return
+	}
+	for _, k := range keys {
+		if _, ok := s.inv.lookup([]byte(k)); !ok {
+			s.inv.add([]byte(k))
+		}
+	}
+}
+
+// moveGeneration moves the shared cache generation on (why says what
+// forced it), so that nothing the cache held before is served by any
+// instance, and tells the others at once.
+func (s *Store) moveGeneration(ctx context.Context, why string) {
+	g, err := s.o.Generations.NextCacheGeneration(ctx, s.gen.Load())
+	if err != nil {
+		s.o.Logger.Warn("cannot move the cache generation on; the cache stays bypassed for backed-up maps", "err", detail(err))
+		return
+	}
+	s.generationMoved(g)
+	s.Counts.GenerationBumps.Add(1)
+	if s.o.MissLog != nil {
+		if err := s.o.MissLog.AnnounceGeneration(ctx, g); err != nil {
+			s.Counts.BackupErrors.Add(1) // the others read it with their next probe
+		}
+	}
+	s.o.Logger.Warn("cache generation moved on: "+why+", so nothing the cache held before is served", "generation", g)
+}
+
+// generationMoved puts generation g in force; what was remembered before
+// refers to older generations, which are no longer read.
+func (s *Store) generationMoved(g uint64) {
+	seq := s.inv.current()
+	if s.adoptGeneration(g) {
+		s.inv.clearUpTo(seq)
+	}
+}
+
+// adoptGeneration puts generation g in force (never an older one) and
+// reports whether it was newer.
+func (s *Store) adoptGeneration(g uint64) bool {
 	for {
 		cur := s.gen.Load()
-		if g <= cur || s.gen.CompareAndSwap(cur, g) {
-			return
+		if g <= cur {
+			return false
+		}
+		if s.gen.CompareAndSwap(cur, g) {
+			return true
 		}
 	}
 }

@@ -56,8 +56,8 @@ func (t *tierState) observe(s *Store, err error, errs uint64) (changed bool) {
 }
 
 // prober probes the tiers every ProbeInterval: readiness, the cache's
-// repair once it answers again, the shared cache generation, and the
-// backup's loss of its data.
+// repair once it answers again, the shared cache generation and record of
+// missed writes, and the backup's loss of its data.
 func (s *Store) prober(ctx context.Context) {
 	defer close(s.probeDone)
 	cache := tierState{name: "cache", up: true}
@@ -92,6 +92,7 @@ func (s *Store) prober(ctx context.Context) {
 				s.adoptGeneration(g)
 			}
 		}
+		s.catchUp(pctx)
 		if s.cacheUp.Load() {
 			s.repair(pctx, now)
 		}

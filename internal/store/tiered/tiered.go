@@ -48,6 +48,26 @@ type Generations interface {
 	NextCacheGeneration(ctx context.Context, above uint64) (uint64, error)
 }
 
+// MissLog is the record of cache writes that missed, shared by every
+// instance on one cache tier (kept in the backup), so that while one
+// instance cannot reach the cache the others stop serving the cache's copy
+// of what it wrote, instead of serving it until that instance is back.
+// The delivery of announcements (the instances' Remote* methods) is the
+// caller's wiring.
+type MissLog interface {
+	// AnnounceMissed lists key and tells the other instances; listed is
+	// false when limit keys are listed already.
+	AnnounceMissed(ctx context.Context, key []byte, limit int) (listed bool, err error)
+	// MissedWrites returns the listed keys (an instance that starts, or
+	// missed announcements, catches up with them).
+	MissedWrites(ctx context.Context) ([]string, error)
+	// ClearMissed unlists keys once they were deleted from the cache.
+	ClearMissed(ctx context.Context, keys []string) error
+	// AnnounceGeneration unlists every key and tells the other instances
+	// that generation g is in force.
+	AnnounceGeneration(ctx context.Context, g uint64) error
+}
+
 // Options configure a Store.
 type Options struct {
 	// ErrorOnOutage answers reads with the backend's error when no tier can
@@ -63,9 +83,11 @@ type Options struct {
 	// InvalidationLimit bounds the keys remembered for invalidation in the
 	// cache (default 100000); beyond it the cache generation moves on.
 	InvalidationLimit int
-	// Generations keeps the shared cache's generation (nil: the cache is
-	// private to this process, as the embedded store is, and needs none).
+	// Generations keeps the shared cache's generation and MissLog the
+	// shared record of missed writes (nil: the cache is private to this
+	// process, as the embedded store is, and needs neither).
 	Generations Generations
+	MissLog     MissLog
 	// CachePing and BackupPing probe the tiers in the background, every
 	// ProbeInterval (default 1s), so readiness and recovery do not wait for
 	// client traffic. Nil: not probed.
@@ -206,17 +228,42 @@ func (s *Store) cacheUsable(ctx context.Context, r store.Route, key []byte, now 
 		return false
 	}
 	s.inv.done(string(key), seq)
+	s.unlist(ctx, []string{string(key)})
 	return true
 }
 
-// missed remembers that a write of key may not have reached the cache.
-func (s *Store) missed(r store.Route, key []byte) {
+// missed remembers that a write of key may not have reached the cache, and
+// tells the other instances before the write is acknowledged (the backup
+// is asked next anyway). If the shared record is full, the generation
+// moves on at once: no instance serves anything cached before.
+func (s *Store) missed(ctx context.Context, r store.Route, key []byte) {
 	s.Counts.CacheErrors.Add(1)
-	if r.Backup != store.NoBackup && s.inv.add(key) {
+	if r.Backup == store.NoBackup {
+		return
+	}
+	if s.inv.add(key) {
 		s.o.Logger.Warn("too many cache writes missed to remember each: the cache generation will move on once the cache answers",
 			"limit", s.o.InvalidationLimit)
 	}
+	if s.o.MissLog == nil {
+		return
+	}
+	listed, err := s.o.MissLog.AnnounceMissed(ctx, key, s.o.InvalidationLimit)
+	switch {
+	case err != nil:
+		s.Counts.BackupErrors.Add(1) // the others learn of it when this instance repairs it
+	case !listed:
+		s.moveGeneration(ctx, "more writes missed the cache, across the instances, than can be listed")
+	}
 }
+
+// RemoteMiss is told of a key whose write another instance (or this one)
+// could not make in the cache: until it is deleted from the cache, the
+// cache's copy is not served.
+func (s *Store) RemoteMiss(key string) { s.inv.add([]byte(key)) }
+
+// RemoteGeneration is told of a cache generation an instance moved on to.
+func (s *Store) RemoteGeneration(g uint64) { s.generationMoved(g) }
 
 // outage answers a read no tier could serve.
 func (s *Store) outage(err error) error {
@@ -326,7 +373,7 @@ func (s *Store) warm(ctx context.Context, r store.Route, key []byte, now int64) 
 // either, the key is remembered.
 func (s *Store) invalidate(ctx context.Context, r store.Route, key []byte, now int64) {
 	if err := s.cache.Delete(ctx, s.cacheKey(key), store.DeleteOptions{}, now); failed(err) {
-		s.missed(r, key)
+		s.missed(ctx, r, key)
 	}
 }
 
@@ -347,7 +394,7 @@ func (s *Store) Store(ctx context.Context, mode store.Mode, it store.Item, now i
 	cas, err := s.cache.Store(ctx, mode, it, now)
 	it.Key = key
 	if failed(err) {
-		s.missed(r, key)
+		s.missed(ctx, r, key)
 		if r.Backup == store.NoBackup {
 			return cas, err
 		}
@@ -445,7 +492,7 @@ func (s *Store) Delete(ctx context.Context, key []byte, o store.DeleteOptions, n
 		err = errCacheSkipped
 	}
 	if failed(err) && err != errCacheSkipped {
-		s.missed(r, key)
+		s.missed(ctx, r, key)
 	}
 	if r.Backup == store.NoBackup {
 		return err
@@ -495,7 +542,7 @@ func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 		err = errCacheSkipped
 	}
 	if failed(err) && err != errCacheSkipped {
-		s.missed(r, key)
+		s.missed(ctx, r, key)
 	}
 	if r.Backup == store.NoBackup || err != nil && !failed(err) {
 		return it, err
@@ -552,7 +599,7 @@ func (s *Store) Incr(ctx context.Context, key []byte, o store.IncrOptions, now i
 		err = errCacheSkipped
 	}
 	if failed(err) && err != errCacheSkipped {
-		s.missed(r, key)
+		s.missed(ctx, r, key)
 	}
 	if r.Backup == store.NoBackup || err != nil && !failed(err) {
 		return v, err
