@@ -62,8 +62,9 @@ type Options struct {
 	SweepPasses int
 	Now         func() int64 // sweeper clock, Unix seconds (default time.Now)
 	// OnExpire is told the key of every item reclaimed after its deadline
-	// (for metrics). It runs under a shard lock: it must be quick and must
-	// not call the store.
+	// (for metrics), from a goroutine of the store's, never under its
+	// locks; keys reclaimed faster than it takes them are counted
+	// (repcache_store_expiry_reports_dropped_total) instead.
 	OnExpire func(key []byte)
 	// Registerer receives the store's metrics (nil: none).
 	Registerer prometheus.Registerer
@@ -79,6 +80,7 @@ type Store struct {
 	stop    chan struct{}
 	done    chan struct{}
 	closed  atomic.Bool
+	exp     *expiries // nil: no OnExpire
 }
 
 var (
@@ -87,7 +89,7 @@ var (
 )
 
 type shard struct {
-	onExpire   func(key []byte)
+	exp        *expiries
 	mu         sync.Mutex
 	seed       maphash.Seed
 	index      index // live entries by key
@@ -131,13 +133,16 @@ func New(o Options) (*Store, error) {
 		return nil, fmt.Errorf("memory store: max_bytes %d is too small for max item size %d (need at least %d)", o.MaxBytes, o.MaxItemSize, 2*o.MaxItemSize)
 	}
 	s := &Store{mask: uint64(n - 1), seed: maphash.MakeSeed(), maxItem: o.MaxItemSize, stop: make(chan struct{}), done: make(chan struct{})}
+	if o.OnExpire != nil {
+		s.exp = newExpiries(o.OnExpire)
+	}
 	for i := 0; i < n; i++ {
 		ring, err := allocRing(int(per))
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("memory store: allocate %d bytes: %w", per, err)
 		}
-		s.shards = append(s.shards, &shard{seed: s.seed, index: newIndex(), ring: ring, size: uint64(per), onExpire: o.OnExpire})
+		s.shards = append(s.shards, &shard{seed: s.seed, index: newIndex(), ring: ring, size: uint64(per), exp: s.exp})
 	}
 	if o.Registerer != nil {
 		newMetrics(o.Registerer, s)
@@ -463,6 +468,9 @@ func (s *Store) Close() error {
 	}
 	close(s.stop)
 	<-s.done
+	if s.exp != nil {
+		s.exp.close()
+	}
 	var errs []error
 	for _, sh := range s.shards {
 		sh.mu.Lock()
@@ -545,9 +553,9 @@ func (sh *shard) item(p int, key, buf []byte) store.Item {
 func (sh *shard) expire(h uint64, p int) {
 	sh.expired++
 	sh.class(p).Reclaimed++
-	if sh.onExpire != nil {
+	if sh.exp != nil {
 		klen := int(binary.LittleEndian.Uint16(sh.ring[p+offKlen:]))
-		sh.onExpire(sh.ring[p+hdrSize : p+hdrSize+klen])
+		sh.exp.add(sh.ring[p+hdrSize : p+hdrSize+klen])
 	}
 	sh.remove(h, p)
 }

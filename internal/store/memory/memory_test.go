@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/repcache/repcache/internal/store"
 	"github.com/repcache/repcache/internal/store/storetest"
@@ -175,5 +176,36 @@ func BenchmarkSet(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		key[len(key)-1] = byte('0' + i%10)
 		s.Store(context.Background(), store.Set, store.Item{Key: key, Value: val}, now)
+	}
+}
+
+// TestOnExpireOutsideTheLocks: the sink is told of an item reclaimed on a
+// read after its deadline, and may call the store itself (it is not run
+// under a shard lock: calling back in would deadlock).
+func TestOnExpireOutsideTheLocks(t *testing.T) {
+	var s *Store
+	got := make(chan string, 1)
+	s, err := New(Options{MaxBytes: 8 << 20, SweepInterval: -1, OnExpire: func(key []byte) {
+		s.Get(context.Background(), key, nil, 100)
+		got <- string(key)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.Store(ctx, store.Set, store.Item{Key: []byte("k"), Value: []byte("v"), Deadline: 50}, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, []byte("k"), nil, 60); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get after the deadline: %v", err)
+	}
+	select {
+	case k := <-got:
+		if k != "k" {
+			t.Fatalf("told of %q", k)
+		}
+	case <-time.After(10 * time.Second): // only keeps a broken build from hanging
+		t.Fatal("the sink was not told")
 	}
 }

@@ -24,5 +24,10 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 	f.NewCounterFunc(prometheus.CounterOpts{Namespace: "repcache", Name: "store_evictions_total",
 		Help: "Live items the embedded store overwrote to make room (the oldest writes go first)."},
 		func() float64 { return float64(s.Stats().Evictions) })
+	if s.exp != nil {
+		f.NewCounterFunc(prometheus.CounterOpts{Namespace: "repcache", Name: "store_expiry_reports_dropped_total",
+			Help: "Expired items reclaimed by the embedded store but left out of repcache_expirations_total: they came faster than it could count them."},
+			func() float64 { return float64(s.exp.dropped.Load()) })
+	}
 	return &metrics{}
 }
