@@ -510,3 +510,31 @@ func TestExpirySubscriptionRetried(t *testing.T) {
 		return in.metric(t, "repcache_expirations_total", `tier="backup"`) >= 1
 	})
 }
+
+// Row 5, after a restart: repcache turned Redis's expiry events on with
+// CONFIG SET, which a restart undoes; it turns them on again, and Redis's
+// expirations are still counted.
+func TestExpiryEventsSurviveARedisRestart(t *testing.T) {
+	mcd := startMemcached(t)
+	rd := testenv.Redis(t, testenv.RedisOptions{})
+	in := startInstance(t, mcd.addr, rd.Addr(), syncMaps, "", "")
+	waitFor(t, "repcache to enable expiry events", func() bool {
+		return strings.Contains(rd.Do(t, "CONFIG", "GET", "notify-keyspace-events"), "x")
+	})
+	rd.Kill(t)
+	rd.Restart(t)
+	if f := rd.Do(t, "CONFIG", "GET", "notify-keyspace-events"); strings.Contains(f, "x") {
+		t.Fatalf("the restarted Redis kept notify-keyspace-events %q: nothing to test", f)
+	}
+	waitFor(t, "repcache to enable expiry events again", func() bool {
+		return strings.Contains(rd.Do(t, "CONFIG", "GET", "notify-keyspace-events"), "x")
+	})
+	m := dialMC(t, in.addr)
+	before := in.metric(t, "repcache_expirations_total", `tier="backup"`)
+	waitFor(t, "a write to reach Redis", func() bool {
+		return m.line("set plain:e 0 1 1\r\nx\r\n") == "STORED" && rd.Do(t, "EXISTS", "repcache:plain:e") == "1"
+	})
+	waitFor(t, "Redis's expiration to be counted", func() bool {
+		return in.metric(t, "repcache_expirations_total", `tier="backup"`) > before
+	})
+}

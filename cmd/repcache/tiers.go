@@ -140,14 +140,50 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 func (t *tiers) watchRedisExpiry(r *redis.Store, live *policy.Live, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := r.EnableExpiryEvents(ctx); err != nil {
+	err := r.EnableExpiryEvents(ctx)
+	if err != nil {
 		log.Warn("cannot enable Redis expiry events; set notify-keyspace-events Ex on the server for the backup expiration metric", "err", err)
 	}
+	enabled := err == nil
 	stop, err := r.SubscribeExpired(ctx, func(key string) { live.Load().Expired([]byte(key), "backup") })
 	if err != nil {
 		log.Warn("cannot subscribe to Redis expiry events yet; retrying in the background", "err", err)
 	}
-	t.stops = append(t.stops, stop)
+	t.stops = append(t.stops, stop, keepExpiryEvents(r, enabled, log))
+}
+
+// expiryEventsCheck is how often the expiry events are checked: CONFIG
+// SET does not survive a Redis restart.
+const expiryEventsCheck = 5 * time.Second
+
+// keepExpiryEvents turns Redis's expiry events on again after a restart
+// turned them off; it logs once per change between enabled and not.
+func keepExpiryEvents(r *redis.Store, enabled bool, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(expiryEventsCheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+			err := r.EnableExpiryEvents(cctx)
+			ccancel()
+			switch {
+			case err == nil && !enabled:
+				log.Info("Redis expiry events enabled")
+			case err != nil && enabled && ctx.Err() == nil:
+				log.Warn("cannot keep Redis expiry events enabled; set notify-keyspace-events Ex on the server for the backup expiration metric", "err", err)
+			}
+			enabled = err == nil
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // watchMissedWrites listens, on a memcached pool shared with other
