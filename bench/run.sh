@@ -229,6 +229,14 @@ stop_server() {
 # cpu_ticks PID: user+system CPU time of PID in clock ticks.
 cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
 
+# io_ops PID: read + write system calls of PID so far (/proc/PID/io; the
+# read and write families: sendmsg, which memcached answers with, is not
+# counted there).
+io_ops() { awk '/^syscr:|^syscw:/ {n += $2} END {print n}' "/proc/$1/io"; }
+
+# ctx_switches PID: context switches of all of PID's threads so far.
+ctx_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n += $2} END {print n}'; }
+
 # settle PID: wait until the server's CPU use falls to SETTLE_CPU_PCT of one
 # CPU (measured per second), at most SETTLE_MAX seconds, so background work
 # after a load (memcached's hash table expansion) does not land in the
@@ -301,8 +309,10 @@ record() {
 # ---------------------------------------------------------------- memcaslap
 MEMCASLAP_CFG=
 # memcaslap_rounds SIDE...: BENCH_RUNS memcaslap runs on each running
-# server, rotating their order; appends each run's ops/s to OPS[SIDE].
-declare -A OPS=()
+# server, rotating their order; appends each run's ops/s to OPS[SIDE] and
+# sets PER_OP[SIDE] to the server's "CPU-us context-switches read+write-
+# syscalls" per request over all its runs.
+declare -A OPS=() PER_OP=()
 memcaslap_rounds() {
 	if [[ -z $MEMCASLAP_CFG ]]; then
 		MEMCASLAP_CFG=$RUN/memcaslap.cfg
@@ -317,7 +327,8 @@ cmd
 1 0.9
 EOF
 	fi
-	local sides=("$@") i j side order n=0 total=$((BENCH_RUNS * $#)) out tps
+	local sides=("$@") i j side order n=0 total=$((BENCH_RUNS * $#)) out tps pid t0 c0 i0 nops
+	declare -A ticks=() csw=() rw=() reqs=()
 	for ((i = 1; i <= BENCH_RUNS; i++)); do
 		# rotate which server goes first: A B C, B C A, C A B, ...
 		order=()
@@ -326,13 +337,35 @@ EOF
 			n=$((n + 1))
 			out=$RUN/memcaslap-$side-$i.out
 			log "memcaslap [$n/$total] $(label "$side") run $i (${BENCH_SECONDS}s)"
+			pid=${PID[$side]} t0=$(cpu_ticks "${PID[$side]}") c0=$(ctx_switches "${PID[$side]}") i0=$(io_ops "${PID[$side]}")
 			timeout $((BENCH_SECONDS + 120)) memcaslap -s "127.0.0.1:${PORT[$side]}" -T 2 -c 32 \
 				-F "$MEMCASLAP_CFG" -t "${BENCH_SECONDS}s" >"$out" 2>&1 || die "memcaslap failed, see $out"
+			ticks[$side]=$((${ticks[$side]:-0} + $(cpu_ticks "$pid") - t0))
+			csw[$side]=$((${csw[$side]:-0} + $(ctx_switches "$pid") - c0))
+			rw[$side]=$((${rw[$side]:-0} + $(io_ops "$pid") - i0))
 			tps=$(awk '/^Run time:/ {for (i = 1; i <= NF; i++) if ($i == "TPS:") print $(i + 1)}' "$out" | tail -1)
-			[[ $tps =~ ^[0-9]+$ && $tps -gt 0 ]] || die "no TPS in memcaslap output, see $out"
+			nops=$(awk '/^Run time:/ {for (i = 1; i <= NF; i++) if ($i == "Ops:") print $(i + 1)}' "$out" | tail -1)
+			[[ $tps =~ ^[0-9]+$ && $tps -gt 0 && $nops =~ ^[0-9]+$ ]] || die "no TPS in memcaslap output, see $out"
+			reqs[$side]=$((${reqs[$side]:-0} + nops))
 			log "  $tps ops/s"
 			OPS[$side]+="$tps "
 		done
+	done
+	for side in "${sides[@]}"; do
+		PER_OP[$side]="$(calc "${ticks[$side]} * 1000000 / $CLK_TCK / ${reqs[$side]}" 2) $(calc "${csw[$side]} / ${reqs[$side]}" 3) $(calc "${rw[$side]} / ${reqs[$side]}" 2)"
+	done
+}
+
+# record_per_op SECTION SIDE BASE [LABEL BASELABEL]: the per-request costs
+# memcaslap_rounds measured, SIDE against BASE.
+record_per_op() {
+	local a b what i
+	read -ra a <<<"${PER_OP[$2]}"
+	read -ra b <<<"${PER_OP[$3]}"
+	what=("server CPU per request" "server context switches per request" "server read+write syscalls per request (memcached's sendmsg not counted)")
+	local units=(us count count)
+	for i in 0 1 2; do
+		record "$1" "memcaslap: ${what[$i]}${4:+ [$4/${5:-memcached}]}" "${units[$i]}" "${a[$i]}" "${b[$i]}" "" "" "${4:-$CAND_LABEL}" "${5:-memcached}"
 	done
 }
 
@@ -345,6 +378,7 @@ section_memcaslap() {
 	record memcaslap "ops/s (median of $BENCH_RUNS, ${BENCH_SECONDS}s each)" ops/s \
 		"$(median <<<"${OPS[cand]:-}")" "$(median <<<"${OPS[base]}")" "ratio>=1.00" \
 		"$CAND_LABEL: ${OPS[cand]:-} memcached: ${OPS[base]}"
+	[[ -n ${PER_OP[cand]:-} ]] && record_per_op memcaslap cand base
 }
 
 # ---------------------------------------------------------------- postmap
@@ -459,6 +493,7 @@ section_engines() {
 	for side in goroutine gnet; do
 		record engines "memcaslap ops/s, median of $BENCH_RUNS [$side/memcached]" ops/s \
 			"$(median <<<"${OPS[$side]}")" "$(median <<<"${OPS[base]}")" "" "$side: ${OPS[$side]} memcached: ${OPS[base]}" "$side" memcached
+		record_per_op engines "$side" base "$side" memcached
 	done
 	for side in "${sides[@]}"; do postmap_prepare "$side"; done
 	postmap_record() {
@@ -661,8 +696,6 @@ mc_stat() {
 	echo "${v:-NA}"
 }
 
-# io_ops PID: read + write system calls of PID so far (/proc/PID/io).
-io_ops() { awk '/^syscr:|^syscw:/ {n += $2} END {print n}' "/proc/$1/io"; }
 
 section_tiers() {
 	if [[ $BENCH_CANDIDATE != repcache ]]; then
