@@ -254,8 +254,7 @@ func (s *Session) metaGet(t [][]byte, n, nt int) {
 	}
 	it, st, err := s.h.store.MetaGet(s.ctx, f.key, s.val[:0], o, now)
 	s.val = it.Value
-	var ce *store.ClientError
-	if errors.As(err, &ce) {
+	if _, refused := clientError(err); refused {
 		s.count("mg", f.key, "refused")
 		s.storeError(err)
 		return

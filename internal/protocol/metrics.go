@@ -5,12 +5,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/repcache/repcache/internal/promcache"
 )
 
 // metrics are the protocol layer's Prometheus metrics, built once per
 // handler family (NewHandler with Options.Registerer).
 type metrics struct {
-	commands  *prometheus.CounterVec
+	commands  *promcache.Counters
 	duration  *prometheus.HistogramVec
 	durations map[string]prometheus.Observer // per command, resolved once: the set is fixed
 }
@@ -19,10 +21,10 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	m := &metrics{
-		commands: f.NewCounterVec(prometheus.CounterOpts{
+		commands: promcache.New(f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "repcache", Name: "commands_total",
 			Help: "Commands answered, by map of the key (other: no map; none: no key), command and status (hit, miss, stored, not_stored, exists, deleted, not_found, refused, error).",
-		}, []string{"map", "command", "status"}),
+		}, []string{"map", "command", "status"})),
 		duration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "repcache", Name: "request_duration_seconds",
 			Help:    "Time from a command line read to its reply written to the buffer, by command.",
@@ -51,7 +53,7 @@ func (s *Session) count(cmd string, key []byte, status string) {
 			mapName = n
 		}
 	}
-	m.commands.WithLabelValues(mapName, cmd, status).Inc()
+	m.commands.With(mapName, cmd, status).Inc()
 }
 
 func (s *Session) observe(cmd string, start time.Time) {

@@ -285,9 +285,21 @@ func (s *Session) reply(b []byte) {
 	}
 }
 
+// clientError is errors.As for a store.ClientError. It costs nothing for
+// a success or a plain miss (errors.As's target escapes: one allocation),
+// which is nearly every request.
+func clientError(err error) (*store.ClientError, bool) {
+	if err == nil || err == store.ErrNotFound {
+		return nil, false
+	}
+	var ce *store.ClientError
+	ok := errors.As(err, &ce)
+	return ce, ok
+}
+
 // statusOf names a store error for the commands metric.
 func statusOf(err error) string {
-	var ce *store.ClientError
+	_, refused := clientError(err)
 	switch {
 	case err == nil:
 		return "stored"
@@ -297,7 +309,7 @@ func statusOf(err error) string {
 		return "not_stored"
 	case errors.Is(err, store.ErrExists):
 		return "exists"
-	case errors.As(err, &ce), errors.Is(err, store.ErrTooLarge), errors.Is(err, store.ErrNonNumeric):
+	case refused, errors.Is(err, store.ErrTooLarge), errors.Is(err, store.ErrNonNumeric):
 		return "refused"
 	}
 	return "error"
@@ -320,9 +332,9 @@ func commandName(cmd []byte) (string, bool) {
 
 // storeError maps a store error to memcached's reply.
 func (s *Session) storeError(err error) {
-	var ce *store.ClientError
+	ce, refused := clientError(err)
 	switch {
-	case errors.As(err, &ce):
+	case refused:
 		s.reply([]byte("CLIENT_ERROR " + ce.Msg + "\r\n"))
 	case errors.Is(err, store.ErrNotFound):
 		s.reply(rNotFound)
@@ -541,8 +553,7 @@ func (s *Session) get(t [][]byte, n int, rest []byte, withCAS, touch bool) error
 				s.val = it.Value
 			}
 			last = nil
-			var ce *store.ClientError
-			if errors.As(err, &ce) {
+			if _, refused := clientError(err); refused {
 				s.count(cmdName, key, "refused")
 				if s.flushes != flushes {
 					// Part of the reply is out: it cannot be voided any more,

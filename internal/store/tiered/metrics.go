@@ -4,12 +4,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/repcache/repcache/internal/promcache"
+
 	"github.com/repcache/repcache/internal/store"
 )
 
 // metrics are the tiers' Prometheus metrics.
 type metrics struct {
-	lookups      *prometheus.CounterVec
+	lookups      *promcache.Counters
 	backupWrites *prometheus.CounterVec
 }
 
@@ -18,10 +20,10 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, s *Store, maps []string) *metrics {
 	f := promauto.With(reg)
 	m := &metrics{
-		lookups: f.NewCounterVec(prometheus.CounterOpts{
+		lookups: promcache.New(f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "repcache", Name: "lookups_total",
 			Help: "Client reads per tier and result, by map: the hit ratio per map and tier (backup lookups happen on cache misses).",
-		}, []string{"map", "tier", "result"}),
+		}, []string{"map", "tier", "result"})),
 		backupWrites: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "repcache", Name: "backup_writes_total",
 			Help: "Writes to the backup tier, by mode (sync, async) and result (ok, error).",
@@ -54,8 +56,8 @@ func newMetrics(reg prometheus.Registerer, s *Store, maps []string) *metrics {
 	})
 	for _, name := range append(maps, "other") {
 		for _, tier := range []string{"cache", "backup"} {
-			m.lookups.WithLabelValues(name, tier, "hit")
-			m.lookups.WithLabelValues(name, tier, "miss")
+			m.lookups.With(name, tier, "hit")
+			m.lookups.With(name, tier, "miss")
 		}
 	}
 	for _, mode := range []string{"sync", "async"} {
@@ -74,7 +76,7 @@ func (s *Store) lookup(count bool, r store.Route, tier, result string) {
 	if name == "" {
 		name = "other"
 	}
-	s.metrics.lookups.WithLabelValues(name, tier, result).Inc()
+	s.metrics.lookups.With(name, tier, result).Inc()
 }
 
 func (s *Store) backupWrite(mode string, ok bool, n int) {
