@@ -23,7 +23,8 @@
 #              Needs redis-server, redis-cli, nutcracker, taskset.
 #   engines    the connection-engine evaluation: bench/ioengine's minimal
 #              get/set over the embedded store, with a goroutine per
-#              connection and with a gnet event loop, against memcached:
+#              connection, with a gnet event loop and with goroutines that
+#              wait on their own epoll set (hybrid), against memcached:
 #              memcaslap, and postmap in every placement.
 #
 # Environment (defaults in brackets; BENCH_QUICK=1 switches to tiny sizes):
@@ -168,7 +169,7 @@ SIDES=()
 [[ $BENCH_CANDIDATE != none ]] && SIDES+=(cand)
 SIDES+=(base)
 # Sides: cand (the candidate), base (memcached), and the engines section's
-# goroutine and gnet (bench/ioengine).
+# goroutine, gnet and hybrid (bench/ioengine).
 label() {
 	case $1 in
 	cand) echo "$CAND_LABEL" ;;
@@ -192,7 +193,7 @@ start_server() {
 	for try in 1 2 3; do
 		port=$("$LOADGEN" freeport)
 		case $(impl "$side") in
-		goroutine | gnet)
+		goroutine | gnet | hybrid)
 			"$IOENGINE" -engine "$(impl "$side")" -listen "127.0.0.1:$port" >"$logf" 2>&1 &
 			;;
 		repcache)
@@ -481,23 +482,24 @@ section_postmap() {
 # ---------------------------------------------------------------- engines
 # The connection-engine evaluation (issue 10): bench/ioengine serves one
 # minimal get/set code path over repcache's embedded store with a goroutine
-# per connection and with a gnet event loop; memcached is the yardstick.
+# per connection, with a gnet event loop, and with goroutines that wait on
+# an epoll set of their own (hybrid); memcached is the yardstick.
 section_engines() {
-	local sides=(goroutine gnet base) side
-	log "== engines: bench/ioengine goroutine per connection vs gnet event loop vs memcached (memcaslap; postmap in every placement)"
+	local sides=(goroutine gnet hybrid base) side
+	log "== engines: bench/ioengine goroutine per connection vs gnet event loop vs hybrid vs memcached (memcaslap; postmap in every placement)"
 	IOENGINE=$TMP/ioengine
 	(cd "$ROOT/bench/ioengine" && go build -o "$IOENGINE" .) || die "ioengine build failed"
 	for side in "${sides[@]}"; do start_server "$side" engines 4096 0; done
 	for side in "${sides[@]}"; do OPS[$side]=; done
 	memcaslap_rounds "${sides[@]}"
-	for side in goroutine gnet; do
+	for side in goroutine gnet hybrid; do
 		record engines "memcaslap ops/s, median of $BENCH_RUNS [$side/memcached]" ops/s \
 			"$(median <<<"${OPS[$side]}")" "$(median <<<"${OPS[base]}")" "" "$side: ${OPS[$side]} memcached: ${OPS[base]}" "$side" memcached
 		record_per_op engines "$side" base "$side" memcached
 	done
 	for side in "${sides[@]}"; do postmap_prepare "$side"; done
 	postmap_record() {
-		for side in goroutine gnet; do
+		for side in goroutine gnet hybrid; do
 			record engines "postmap s, ${PLACEMENT[$1]}, median of $2 [$side/memcached]" s \
 				"$(median <<<"${WALL[$side]}")" "$(median <<<"${WALL[base]}")" "" "$side: ${WALL[$side]} memcached: ${WALL[base]}" "$side" memcached
 		done

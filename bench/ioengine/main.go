@@ -1,8 +1,9 @@
 // Command ioengine compares connection engines for repcache's embedded store:
 // Go's goroutine per connection (what repcache runs) against an event loop
-// (github.com/panjf2000/gnet/v2), with the same minimal get/set protocol
-// code and the same store, so the figures show the I/O model's cost and
-// nothing else. It is an evaluation tool for docs/benchmarks.md, not a
+// (github.com/panjf2000/gnet/v2) and against a hybrid (a goroutine per
+// connection that waits on an epoll set of its own instead of Go's
+// read-until-EAGAIN), with the same minimal get/set protocol code and the
+// same store, so the figures show the I/O model's cost and nothing else. It is an evaluation tool for docs/benchmarks.md, not a
 // server: it speaks only "get KEY" and "set KEY FLAGS EXPTIME BYTES".
 //
 //	ioengine -engine goroutine|gnet -listen 127.0.0.1:PORT
@@ -26,7 +27,7 @@ import (
 )
 
 func main() {
-	engine := flag.String("engine", "goroutine", "goroutine or gnet")
+	engine := flag.String("engine", "goroutine", "goroutine, gnet or hybrid")
 	listen := flag.String("listen", "127.0.0.1:11311", "TCP address")
 	loops := flag.Int("loops", 2, "gnet event loops")
 	flag.Parse()
@@ -39,6 +40,8 @@ func main() {
 	switch *engine {
 	case "goroutine":
 		err = serveGoroutines(*listen, p)
+	case "hybrid":
+		err = serveHybrid(*listen, p)
 	case "gnet":
 		err = gnet.Run(&loop{p: p}, "tcp://"+*listen, gnet.WithMulticore(true), gnet.WithNumEventLoop(*loops), gnet.WithReusePort(false))
 	default:
