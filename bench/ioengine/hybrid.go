@@ -97,7 +97,7 @@ func (h *hybrid) serve(c *net.TCPConn, p *proto) {
 		delete(h.conns, int32(fd))
 		h.mu.Unlock()
 	}()
-	var in, out, val []byte
+	var cs connState
 	buf := make([]byte, 16<<10)
 	for {
 		// A full read may have left data behind: read again at once.
@@ -107,17 +107,8 @@ func (h *hybrid) serve(c *net.TCPConn, p *proto) {
 			<-ready
 			continue
 		}
-		if err != nil || n == 0 {
+		if err != nil || n == 0 || cs.answer(p, c, buf[:n]) != nil {
 			return
-		}
-		in = append(in, buf[:n]...)
-		var used int
-		used, out, val = p.serve(in, out[:0], val)
-		in = append(in[:0], in[used:]...)
-		if len(out) > 0 {
-			if _, err := c.Write(out); err != nil {
-				return
-			}
 		}
 		if n < len(buf) {
 			<-ready

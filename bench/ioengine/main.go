@@ -10,7 +10,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"flag"
@@ -128,22 +127,12 @@ func serveGoroutines(addr string, p *proto) error {
 		}
 		go func() {
 			defer c.Close()
-			r := bufio.NewReaderSize(c, 16<<10)
-			var in, out, val []byte
+			var cs connState
 			buf := make([]byte, 16<<10)
 			for {
-				n, err := r.Read(buf)
-				if err != nil {
+				n, err := c.Read(buf)
+				if err != nil || cs.answer(p, c, buf[:n]) != nil {
 					return
-				}
-				in = append(in, buf[:n]...)
-				var used int
-				used, out, val = p.serve(in, out[:0], val)
-				in = append(in[:0], in[used:]...)
-				if len(out) > 0 {
-					if _, err := c.Write(out); err != nil {
-						return
-					}
 				}
 			}
 		}()
@@ -157,7 +146,22 @@ type loop struct {
 	p *proto
 }
 
-type connState struct{ out, val []byte }
+// connState is one connection's buffers.
+type connState struct{ in, out, val []byte }
+
+// answer takes what was read from c, answers the complete requests in what
+// has arrived, and writes the replies to c.
+func (cs *connState) answer(p *proto, c net.Conn, read []byte) error {
+	cs.in = append(cs.in, read...)
+	var used int
+	used, cs.out, cs.val = p.serve(cs.in, cs.out[:0], cs.val)
+	cs.in = append(cs.in[:0], cs.in[used:]...)
+	if len(cs.out) == 0 {
+		return nil
+	}
+	_, err := c.Write(cs.out)
+	return err
+}
 
 func (l *loop) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	c.SetContext(&connState{})
