@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +13,11 @@ import (
 	"github.com/repcache/repcache/internal/testenv"
 )
 
+// degradeMaps: sync writes, and on_backup_error at its default (degrade).
+const degradeMaps = `maps:
+  - {name: plain, prefix: "plain:", kind: passthrough, backup: sync}
+`
+
 // Row 8: a real Redis Cluster (3 masters, 3 replicas) through a failover:
 // once the replica of a killed master is promoted, no acknowledged sync
 // write is missing from Redis, expiry events arrive from every master, and
@@ -22,27 +25,8 @@ import (
 func TestRedisClusterFailover(t *testing.T) {
 	cl := testenv.NewRedisCluster(t, 3, 1)
 	mcd := startMemcached(t)
-	in := &instance{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), admin: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
-	cfg := path.Join(t.TempDir(), "repcache.yaml")
-	addrs := `["` + strings.Join(cl.Addrs(), `", "`) + `"]`
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: [%q]
-admin:
-  listen: %q
-cache:
-  backend: memcached
-  probe_interval: 200ms
-  memcached:
-    servers: [%q]
-backup:
-  backend: redis
-  redis:
-    cluster: true
-    addrs: %s
-maps:
-  - {name: plain, prefix: "plain:", kind: passthrough, backup: sync}
-`, in.addr, in.admin, mcd.addr, addrs)), 0o644)
-	in.p = start(t, nil, "--config", cfg)
-	in.p.waitListening(t, in.addr)
+	in := startInstanceWith(t, instanceConfig{memcached: mcd.addr, maps: degradeMaps,
+		redis: fmt.Sprintf("    cluster: true\n    addrs: [\"%s\"]\n", strings.Join(cl.Addrs(), `", "`))})
 	m := dialMC(t, in.addr)
 	for i := range 100 {
 		mustLine(t, m, fmt.Sprintf("set plain:before%d 0 0 1\r\nx\r\n", i), "STORED")
@@ -112,26 +96,8 @@ maps:
 func TestRedisSentinelFailover(t *testing.T) {
 	rs := testenv.NewRedisSentinel(t, 1)
 	mcd := startMemcached(t)
-	in := &instance{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), admin: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
-	cfg := path.Join(t.TempDir(), "repcache.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: [%q]
-admin:
-  listen: %q
-cache:
-  backend: memcached
-  probe_interval: 200ms
-  memcached:
-    servers: [%q]
-backup:
-  backend: redis
-  redis:
-    master_name: %s
-    addrs: [%q]
-maps:
-  - {name: plain, prefix: "plain:", kind: passthrough, backup: sync}
-`, in.addr, in.admin, mcd.addr, rs.Name, rs.Sentinel)), 0o644)
-	in.p = start(t, nil, "--config", cfg)
-	in.p.waitListening(t, in.addr)
+	in := startInstanceWith(t, instanceConfig{memcached: mcd.addr, maps: degradeMaps,
+		redis: fmt.Sprintf("    master_name: %s\n    addrs: [%q]\n", rs.Name, rs.Sentinel)})
 	m := dialMC(t, in.addr)
 	mustLine(t, m, "set plain:before 0 0 1\r\nx\r\n", "STORED")
 	old := rs.Master(t)

@@ -117,18 +117,30 @@ func (r *relay) serve(c net.Conn) {
 }
 
 // instance is a repcache on memcached (cache) and Redis (backup) with its
-// admin endpoint. cacheYAML and backupYAML are extra lines of the cache and
-// backup sections (two-space indented).
+// admin endpoint.
 type instance struct {
 	addr, admin string
 	p           *proc
 }
 
-func startInstance(t *testing.T, mcAddr, redisAddr, maps, cacheYAML, backupYAML string) *instance {
-	return startInstanceRedisTimeout(t, mcAddr, redisAddr, maps, cacheYAML, backupYAML, "1s")
+// instanceConfig is what the e2e instances differ in.
+type instanceConfig struct {
+	memcached     string // the memcached server's address
+	redis         string // the backup.redis section's lines (four-space indented)
+	maps          string // the maps section
+	cache, backup string // extra lines of the cache and backup sections (two-space indented)
 }
 
-func startInstanceRedisTimeout(t *testing.T, mcAddr, redisAddr, maps, cacheYAML, backupYAML, redisTimeout string) *instance {
+// redisAt is the backup.redis section for one Redis server.
+func redisAt(addr, timeout string) string {
+	return fmt.Sprintf("    addrs: [%q]\n    timeout: %s\n", addr, timeout)
+}
+
+func startInstance(t *testing.T, mcAddr, redisAddr, maps, cacheYAML, backupYAML string) *instance {
+	return startInstanceWith(t, instanceConfig{memcached: mcAddr, redis: redisAt(redisAddr, "1s"), maps: maps, cache: cacheYAML, backup: backupYAML})
+}
+
+func startInstanceWith(t *testing.T, c instanceConfig) *instance {
 	t.Helper()
 	in := &instance{addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), admin: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
 	cfg := path.Join(t.TempDir(), "repcache.yaml")
@@ -143,9 +155,7 @@ cache:
 backup:
   backend: redis
 %s  redis:
-    addrs: [%q]
-    timeout: %s
-%s`, in.addr, in.admin, cacheYAML, mcAddr, backupYAML, redisAddr, redisTimeout, maps)), 0o644)
+%s%s`, in.addr, in.admin, c.cache, c.memcached, c.backup, c.redis, c.maps)), 0o644)
 	in.p = start(t, nil, "--config", cfg)
 	in.p.waitListening(t, in.addr)
 	return in
@@ -375,7 +385,7 @@ func TestAsyncBackupRidesOutAStall(t *testing.T) {
 	mcd := startMemcached(t)
 	rd := testenv.Redis(t, testenv.RedisOptions{})
 	// Redis's default 100ms deadline: the stall fails the batches under way.
-	in := startInstanceRedisTimeout(t, mcd.addr, rd.Addr(), asyncMaps, "", "", "100ms")
+	in := startInstanceWith(t, instanceConfig{memcached: mcd.addr, redis: redisAt(rd.Addr(), "100ms"), maps: asyncMaps})
 	const n = 3000
 	writes := make(chan int)
 	var wg sync.WaitGroup

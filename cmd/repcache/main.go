@@ -30,6 +30,7 @@ import (
 	"github.com/repcache/repcache/internal/postfixconf"
 	"github.com/repcache/repcache/internal/protocol"
 	"github.com/repcache/repcache/internal/server"
+	"github.com/repcache/repcache/internal/store/redis"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -64,6 +65,7 @@ Flags:
 func main() { os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr)) }
 
 func run(args, environ []string, stdout, stderr io.Writer) int {
+	redis.SetLogger(slog.New(slog.DiscardHandler)) // the serving log takes it below
 	cmd := "serve"
 	if len(args) > 0 && strings.Contains(" check-config postfix-config inspect import postfix-check version serve ", " "+args[0]+" ") {
 		cmd, args = args[0], args[1:]
@@ -146,6 +148,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel())
 	log := newLogger(cfg, stderr, level)
+	redis.SetLogger(log)
 	reg, reloads := newRegistry()
 	pm := policy.NewMetrics(reg)
 	a, err := build(cfg, pm, log, reg)

@@ -52,6 +52,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,6 +95,18 @@ type Options struct {
 	// larger writes are refused with store.ErrTooLarge, appends that would
 	// grow an item past it with store.ErrNotStored.
 	MaxItemSize int
+}
+
+// SetLogger sends go-redis's own messages (pool dial failures, Sentinel
+// lookups) to l at debug level: repcache logs each outage itself, once per
+// change of state, in the operator's words. go-redis's logger is one per
+// process.
+func SetLogger(l *slog.Logger) { goredis.SetLogger(clientLog{l}) }
+
+type clientLog struct{ l *slog.Logger }
+
+func (c clientLog) Printf(ctx context.Context, format string, v ...any) {
+	c.l.DebugContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
 
 // DefaultTimeout is Options.Timeout's default.
