@@ -67,6 +67,7 @@ type shared struct {
 	conns      atomic.Pointer[ConnectionStats]
 	started    time.Time
 	Stats      Counters
+	detail     prefixStats // "stats detail"
 	flushMu    sync.Mutex
 	flushTimer *time.Timer
 }

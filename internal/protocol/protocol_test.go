@@ -192,3 +192,14 @@ func FuzzSessionSplit(f *testing.F) {
 		}
 	})
 }
+
+func TestStatsDetail(t *testing.T) {
+	got := session(t, Options{}, "stats detail on\r\nset a:1 0 0 1\r\nx\r\nset b:1 0 0 1\r\nx\r\nget a:1 a:2 plain\r\ndelete b:2\r\nstats detail dump\r\nstats detail off\r\nget a:1\r\nstats reset\r\nstats detail dump\r\nstats detail\r\n")
+	want := "OK\r\nSTORED\r\nSTORED\r\nVALUE a:1 0 1\r\nx\r\nEND\r\nNOT_FOUND\r\n" +
+		// memcached's order: by murmur3 bucket of the prefix
+		"PREFIX b get 0 hit 0 set 1 del 1\r\nPREFIX a get 2 hit 1 set 1 del 0\r\nEND\r\n" +
+		"OK\r\nVALUE a:1 0 1\r\nx\r\nEND\r\nRESET\r\nEND\r\nCLIENT_ERROR usage: stats detail on|off|dump\r\n"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}

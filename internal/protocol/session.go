@@ -574,11 +574,13 @@ func (s *Session) get(t [][]byte, n int, rest []byte, withCAS, touch bool) error
 				}
 				s.count(cmdName, key, status)
 				s.countGet(touch, false)
+				s.h.detail.get(key, false)
 				continue
 			}
 			last = key
 			s.count(cmdName, key, "hit")
 			s.countGet(touch, true)
+			s.h.detail.get(key, true)
 			w := append(s.wbuf, rValue...)
 			w = append(w, key...)
 			w = append(w, ' ')
@@ -694,6 +696,7 @@ func (s *Session) update(t [][]byte, n int, mode store.Mode) error {
 	}
 	now := s.now()
 	s.h.Stats.CmdSet.Add(1)
+	s.h.detail.set(key)
 	// The key lives in s.line, which reading the data block does not touch.
 	if store.ItemSize(len(key), int(vlen), flags) > int(s.h.maxItem.Load()) {
 		s.h.Stats.StoreTooLarge.Add(1)
@@ -795,6 +798,7 @@ func (s *Session) delete(t [][]byte, n, nt int) {
 		s.reply(rBadFormat)
 		return
 	}
+	s.h.detail.delete(key)
 	if err := s.h.store.Delete(s.ctx, key, store.DeleteOptions{}, s.now()); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			s.h.Stats.DeleteMisses.Add(1)

@@ -21,9 +21,10 @@ func (s *Session) stats(t [][]byte, n int) {
 	}
 	switch string(t[1]) {
 	case "reset":
+		s.h.detail.reset()
 		s.write(rReset)
 	case "detail":
-		s.write(rStatsDetail)
+		s.statsDetail(t, n)
 	case "settings":
 		out := s.out[:0]
 		add := func(name, v string) {

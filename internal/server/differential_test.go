@@ -67,6 +67,10 @@ var corpus = []string{
 	"flush_all junk\r\nflush_all 0 0 0\r\nflush_all -1 noreply\r\nverbosity\r\nverbosity x\r\nverbosity 1\r\nverbosity 1 noreply\r\nverbosity 1 2\r\nverbosity 1 2 3\r\n",
 	"x\r\nab\r\nm\r\nmx k\r\nmz\r\n",
 	"stats nonsense\r\nstats detail\r\nstats reset\r\n",
+	// stats detail: per-prefix counts (up to the first ':') of the classic
+	// commands while on, every key of a get, sets before storing, deletes
+	// found or not; a key without ':' is not counted; stats reset empties.
+	"stats detail dump\r\nstats detail on\r\nset pfx:a 0 0 1\r\nx\r\nget pfx:a pfx:b nopfx pfx:a\r\ndelete pfx:c\r\nadd pfx:a 0 0 1\r\ny\r\nset zz:a 0 0 1\r\nx\r\nmg pfx:a v\r\nstats detail dump\r\nstats detail off\r\nget pfx:a\r\nstats detail dump\r\nstats reset\r\nstats detail dump\r\nstats detail bogus\r\n",
 	// Meta commands.
 	"ms m1 2\r\nhi\r\nms m1 2 T100 F5 c k O1\r\nhi\r\nmg m1 f t v s k Oabc q\r\nmg m1\r\nmg m1 v\r\n",
 	"mg nom1 t v k Oabc\r\nmg nom1 q v\r\nmg nom1 k q\r\nmn\r\n",
