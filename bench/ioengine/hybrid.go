@@ -31,17 +31,7 @@ func serveHybrid(addr string, p *proto) error {
 	}
 	h := &hybrid{ep: os.NewFile(uintptr(epfd), "epoll"), conns: map[int32]chan struct{}{}}
 	go h.poll()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return err
-		}
-		go h.serve(c.(*net.TCPConn), p)
-	}
+	return acceptLoop(addr, func(c *net.TCPConn) { h.serve(c, p) })
 }
 
 // poll hands a token to the connection of each readiness event.

@@ -113,9 +113,8 @@ func (p *proto) serve(in, out []byte, val []byte) (consumed int, _ []byte, _ []b
 	}
 }
 
-// serveGoroutines is repcache's design: a goroutine per connection, a
-// blocking read, the replies to what was read written in one call.
-func serveGoroutines(addr string, p *proto) error {
+// acceptLoop serves each connection of addr in a goroutine of its own.
+func acceptLoop(addr string, serve func(*net.TCPConn)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -125,18 +124,24 @@ func serveGoroutines(addr string, p *proto) error {
 		if err != nil {
 			return err
 		}
-		go func() {
-			defer c.Close()
-			var cs connState
-			buf := make([]byte, 16<<10)
-			for {
-				n, err := c.Read(buf)
-				if err != nil || cs.answer(p, c, buf[:n]) != nil {
-					return
-				}
-			}
-		}()
+		go serve(c.(*net.TCPConn))
 	}
+}
+
+// serveGoroutines is repcache's design: a goroutine per connection, a
+// blocking read, the replies to what was read written in one call.
+func serveGoroutines(addr string, p *proto) error {
+	return acceptLoop(addr, func(c *net.TCPConn) {
+		defer c.Close()
+		var cs connState
+		buf := make([]byte, 16<<10)
+		for {
+			n, err := c.Read(buf)
+			if err != nil || cs.answer(p, c, buf[:n]) != nil {
+				return
+			}
+		}
+	})
 }
 
 // loop is the event-loop design: each loop thread waits in epoll_wait and
