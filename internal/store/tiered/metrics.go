@@ -5,7 +5,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/repcache/repcache/internal/promcache"
-
 	"github.com/repcache/repcache/internal/store"
 )
 
