@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh — repcache vs memcached, side by side, in one run.
 #
-# usage: bench/run.sh [memcaslap] [postmap] [memory] [tiers] ...   (default: all)
+# usage: bench/run.sh [memcaslap] [postmap] [memory] [tiers] [engines]   (default: all)
 #
 # Sections:
 #   memcaslap  memcaslap -T 2 -c 32, 90% get / 10% set, 20-byte keys,
@@ -113,7 +113,12 @@ CAND_LABEL=repcache
 for tool in memcached go awk; do command -v "$tool" >/dev/null || die "$tool not found"; done
 want memcaslap && { command -v memcaslap >/dev/null || die "memcaslap not found (libmemcached-tools)"; }
 POSTMAP=$(command -v postmap || echo /usr/sbin/postmap)
-want postmap && { [[ -x $POSTMAP ]] || die "postmap not found (postfix)"; }
+for s in postmap engines; do
+	want $s || continue
+	[[ -x $POSTMAP ]] || die "postmap not found (postfix)"
+	command -v taskset >/dev/null || die "taskset not found (util-linux): the $s section pins postmap and the servers"
+done
+want engines && { command -v memcaslap >/dev/null || die "memcaslap not found (libmemcached-tools)"; }
 if want tiers && [[ $BENCH_CANDIDATE == repcache ]]; then
 	[[ -x $POSTMAP ]] || die "postmap not found (postfix)"
 	command -v memcaslap >/dev/null || die "memcaslap not found (libmemcached-tools)"
