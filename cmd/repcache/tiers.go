@@ -29,6 +29,7 @@ type tiers struct {
 	cache, backup store.Store
 	cacheGuard    *guard.Guard
 	redis         *redis.Store // watched for expirations once serving starts (see serve)
+	missLog       *redis.Store // the shared record of missed cache writes (nil: the cache is not shared)
 }
 
 // Ready reports whether the cache tier is believed reachable: its breaker
@@ -116,7 +117,7 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 			// they all read from Redis, and they tell each other there of
 			// the writes that missed it (see watchMissedWrites).
 			o.Generations = r
-			o.MissLog = r
+			o.MissLog, t.missLog = r, r
 		}
 	}
 	o.ErrorOnOutage = cfg.OnError == "error"
@@ -190,12 +191,12 @@ func keepExpiryEvents(r *redis.Store, enabled bool, log *slog.Logger) (stop func
 // instances, for the writes any of them could not make there, so that none
 // serves memcached's older copy meanwhile. It starts before serving.
 func (t *tiers) watchMissedWrites(log *slog.Logger) {
-	if t.redis == nil || t.cacheGuard == nil {
+	if t.missLog == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	stop, err := t.redis.SubscribeMissed(ctx, t.tiered.RemoteMiss, t.tiered.RemoteGeneration)
+	stop, err := t.missLog.SubscribeMissed(ctx, t.tiered.RemoteMiss, t.tiered.RemoteGeneration)
 	if err != nil {
 		log.Warn("cannot subscribe to other instances' missed cache writes yet; retrying in the background (meanwhile they are read from Redis every probe)", "err", err)
 	}
