@@ -9,6 +9,7 @@ package protocol
 import (
 	"context"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,27 @@ type Counters struct {
 	BytesRead, BytesWritten                     atomic.Uint64
 }
 
+// reset zeroes the counters ("stats reset").
+func (c *Counters) reset() {
+	for _, v := range []*atomic.Uint64{
+		&c.CmdGet, &c.CmdSet, &c.CmdFlush, &c.CmdTouch, &c.CmdMeta, &c.GetHits, &c.GetMisses,
+		&c.DeleteHits, &c.DeleteMisses, &c.IncrHits, &c.IncrMisses, &c.DecrHits, &c.DecrMisses,
+		&c.CASHits, &c.CASMisses, &c.CASBadval, &c.TouchHits, &c.TouchMisses, &c.StoreTooLarge,
+		&c.TotalItems, &c.BytesRead, &c.BytesWritten,
+	} {
+		v.Store(0)
+	}
+}
+
+// resetBase is what "stats reset" zeroes but protocol does not own: the
+// server's connection totals and the store's eviction counts, which feed
+// Prometheus counters and must not go back. stats reports them less the
+// values at the last reset.
+type resetBase struct {
+	total, rejected      int64
+	evictions, reclaimed uint64
+}
+
 // Handler serves the sessions of one listener. Handlers made with
 // ForStore share their counters and scheduled flush.
 type Handler struct {
@@ -68,6 +90,8 @@ type shared struct {
 	started    time.Time
 	Stats      Counters
 	detail     prefixStats // "stats detail"
+	base       atomic.Pointer[resetBase]
+	logs       logHub // "watch" streams
 	flushMu    sync.Mutex
 	flushTimer *time.Timer
 }
@@ -124,11 +148,34 @@ func (h *Handler) SetLimits(maxKeyLength, maxItemSize int) {
 	h.maxItem.Store(int64(maxItemSize))
 }
 
-// ConnectionStats is what the server counts of its connections, passed
-// down for "stats".
+// ConnectionStats is what the server counts and knows of its connections,
+// passed down for "stats" and "stats conns".
 type ConnectionStats interface {
 	Connections() (current, total, rejected int64)
+	// EachConnection calls f for every listener and open connection.
+	EachConnection(f func(ConnInfo))
 }
+
+// ConnInfo describes a listener or connection for "stats conns".
+type ConnInfo struct {
+	ID           int      // the file descriptor: memcached's connection id (cfd)
+	Addr, Listen net.Addr // the peer (for a listener: its address) and the listener it came in on
+	State        ConnState
+	LastCommand  time.Time // when the client last sent something (a listener: when it opened)
+}
+
+// ConnState is what a connection is doing, as "stats conns" reports it.
+type ConnState uint8
+
+const (
+	ConnListening ConnState = iota // a listener
+	ConnWaiting                    // waiting for a request
+	ConnBusy                       // serving a request
+	ConnWatching                   // streaming "watch" lines
+)
+
+// connStateNames are memcached's names of the states.
+var connStateNames = [...]string{ConnListening: "conn_listening", ConnWaiting: "conn_waiting", ConnBusy: "conn_parse_cmd", ConnWatching: "conn_watch"}
 
 // SetConnectionStats gives the handler's family the server's connection
 // counts for "stats".

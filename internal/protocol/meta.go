@@ -262,6 +262,7 @@ func (s *Session) metaGet(t [][]byte, n, nt int) {
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			s.count("mg", f.key, "miss")
+			s.watchGet(f.key, nil)
 		} else {
 			s.count("mg", f.key, "error")
 			s.h.opts.Logger.Warn("get failed", "err", err)
@@ -279,6 +280,7 @@ func (s *Session) metaGet(t [][]byte, n, nt int) {
 		return
 	}
 	s.count("mg", f.key, "hit")
+	s.watchGet(f.key, &it)
 	if f.hasTTL {
 		s.h.Stats.CmdTouch.Add(1)
 		s.h.Stats.TouchHits.Add(1)
@@ -415,8 +417,10 @@ func (s *Session) metaSet(t [][]byte, n, nt int) error {
 	if f.hasCAS && mode != store.Add {
 		item.CAS = f.cas
 	}
+	found := s.setFound(mode, f.key, now)
 	cas, err := s.h.store.Store(s.ctx, mode, item, now)
 	s.count("ms", f.key, statusOf(err))
+	s.watchStore(mode, item, err, found, now)
 	s.countStore(mode, err)
 	out := s.out[:0]
 	switch {

@@ -203,3 +203,25 @@ func TestStatsDetail(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
+
+// stats reset starts the counters again from zero, the connection totals
+// included (as offsets: the server's own counts feed Prometheus), and
+// leaves what is current.
+func TestStatsReset(t *testing.T) {
+	h := newTestHandler(t)
+	h.SetConnectionStats(connCounts{curr: 2, total: 40, rejected: 3})
+	var out bytes.Buffer
+	h.NewSession(context.Background(), strings.NewReader("set k 0 0 1\r\nx\r\nget k\r\nstats reset\r\nget nope\r\nstats\r\n"), &out).Serve()
+	got := out.String()[strings.Index(out.String(), "RESET\r\n"):]
+	for _, want := range []string{"STAT cmd_get 1\r\n", "STAT get_hits 0\r\n", "STAT get_misses 1\r\n", "STAT cmd_set 0\r\n",
+		"STAT total_items 0\r\n", "STAT curr_items 1\r\n", "STAT curr_connections 2\r\n", "STAT total_connections 0\r\n", "STAT rejected_connections 0\r\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("stats after reset lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+type connCounts struct{ curr, total, rejected int64 }
+
+func (c connCounts) Connections() (int64, int64, int64) { return c.curr, c.total, c.rejected }
+func (connCounts) EachConnection(func(ConnInfo))         {}

@@ -46,6 +46,7 @@ type Session struct {
 	ctx     context.Context // carries req
 	req     store.Request   // the request carrier: the policy layer sets its Route per call
 	r       *bufio.Reader
+	src     io.Reader // the connection under r, read directly by a watcher
 	w       io.Writer
 	bw      BuffersWriter // w's writev, when it has one
 	wbuf    []byte        // replies not yet sent; see flush
@@ -65,7 +66,7 @@ func (h *Handler) NewSession(ctx context.Context, r io.Reader, w io.Writer) *Ses
 	if size < 2*h.opts.MaxLineLength {
 		size = 2 * h.opts.MaxLineLength
 	}
-	s := &Session{h: h, w: w}
+	s := &Session{h: h, w: w, src: r}
 	s.ctx = store.NewContext(ctx, &s.req)
 	s.bw, _ = w.(BuffersWriter)
 	s.r = bufio.NewReaderSize(flushingReader{s, r}, size)
@@ -387,7 +388,10 @@ func (s *Session) dispatch(line []byte) error {
 		case 'a':
 			s.metaArithmetic(t, n, nt)
 		case 'n':
+			// memcached sends mn's reply, and every one before it, at once:
+			// the end of a batch.
 			s.write(rMN)
+			return s.flush()
 		case 'e':
 			s.metaDebug(t, n, nt)
 		default:
@@ -471,6 +475,8 @@ func (s *Session) dispatch(line []byte) error {
 		s.stats(t, n)
 	case "slabs":
 		s.slabs(t, n)
+	case "watch":
+		return s.watch(t, n)
 	case "quit":
 		return ErrQuit
 	default:
@@ -573,12 +579,14 @@ func (s *Session) get(t [][]byte, n int, rest []byte, withCAS, touch bool) error
 					s.h.opts.Logger.Warn("get failed", "err", err)
 				}
 				s.count(cmdName, key, status)
+				s.watchGet(key, nil)
 				s.countGet(touch, false)
 				s.h.detail.get(key, false)
 				continue
 			}
 			last = key
 			s.count(cmdName, key, "hit")
+			s.watchGet(key, &it)
 			s.countGet(touch, true)
 			s.h.detail.get(key, true)
 			w := append(s.wbuf, rValue...)
@@ -701,6 +709,7 @@ func (s *Session) update(t [][]byte, n int, mode store.Mode) error {
 	if store.ItemSize(len(key), int(vlen), flags) > int(s.h.maxItem.Load()) {
 		s.h.Stats.StoreTooLarge.Add(1)
 		s.count(mode.String(), key, "refused")
+		s.watchStore(mode, store.Item{Key: key}, store.ErrTooLarge, false, now)
 		s.reply(rTooLarge)
 		if mode == store.Set {
 			// memcached drops the old value so that a failed set cannot leave stale data.
@@ -717,8 +726,11 @@ func (s *Session) update(t [][]byte, n int, mode store.Mode) error {
 		s.reply(rBadDataChunk)
 		return nil
 	}
-	_, err = s.h.store.Store(s.ctx, mode, store.Item{Key: key, Value: s.val, Flags: flags, Deadline: ExptimeDeadline(exptime, now), CAS: cas}, now)
+	it := store.Item{Key: key, Value: s.val, Flags: flags, Deadline: ExptimeDeadline(exptime, now), CAS: cas}
+	found := s.setFound(mode, key, now)
+	_, err = s.h.store.Store(s.ctx, mode, it, now)
 	s.count(mode.String(), key, statusOf(err))
+	s.watchStore(mode, it, err, found, now)
 	s.countStore(mode, err)
 	if err != nil {
 		s.storeError(err)
@@ -826,11 +838,15 @@ func (s *Session) touch(t [][]byte, n int) {
 	}
 	now := s.now()
 	s.h.Stats.CmdTouch.Add(1)
-	_, err := s.h.store.Touch(s.ctx, key, ExptimeDeadline(exptime, now), s.val[:0], now)
+	it, err := s.h.store.Touch(s.ctx, key, ExptimeDeadline(exptime, now), s.val[:0], now)
 	if err == nil {
 		s.count("touch", key, "hit")
+		s.watchGet(key, &it)
 	} else {
 		s.count("touch", key, statusOf(err))
+		if errors.Is(err, store.ErrNotFound) {
+			s.watchGet(key, nil)
+		}
 	}
 	s.countGet(true, err == nil)
 	if err != nil {

@@ -1,8 +1,11 @@
 package protocol
 
 import (
+	"cmp"
+	"net"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -21,7 +24,7 @@ func (s *Session) stats(t [][]byte, n int) {
 	}
 	switch string(t[1]) {
 	case "reset":
-		s.h.detail.reset()
+		s.resetStats()
 		s.write(rReset)
 	case "detail":
 		s.statsDetail(t, n)
@@ -45,11 +48,31 @@ func (s *Session) stats(t [][]byte, n int) {
 		s.slabStats()
 	case "items":
 		s.itemStats()
-	case "sizes", "conns":
+	case "conns":
+		s.connStats()
+	case "sizes":
 		s.write(rEnd)
 	default:
 		s.write(rError)
 	}
+}
+
+// resetStats is memcached's "stats reset": the counters start again from
+// zero; what is current (connections, items, bytes) stays.
+func (s *Session) resetStats() {
+	s.h.Stats.reset()
+	s.h.detail.reset()
+	st := s.storeStats()
+	_, total, rejected := s.connections()
+	s.h.base.Store(&resetBase{total: total, rejected: rejected, evictions: st.Evictions, reclaimed: st.Expired})
+}
+
+// connections is the server's connection counts, if it passed them down.
+func (s *Session) connections() (curr, total, rejected int64) {
+	if cs := s.h.conns.Load(); cs != nil {
+		return (*cs).Connections()
+	}
+	return 0, 0, 0
 }
 
 func (s *Session) generalStats() {
@@ -57,9 +80,10 @@ func (s *Session) generalStats() {
 	now := time.Now()
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	var st store.Stats
-	if r, ok := s.h.store.(store.StatsReporter); ok {
-		st = r.Stats()
+	st := s.storeStats()
+	base := s.h.base.Load()
+	if base == nil {
+		base = &resetBase{}
 	}
 	out := s.out[:0]
 	u := func(name string, v uint64) {
@@ -87,13 +111,10 @@ func (s *Session) generalStats() {
 	i("pointer_size", 64)
 	str("rusage_user", tv(ru.Utime))
 	str("rusage_system", tv(ru.Stime))
-	var curr, total, rejected int64
-	if cs := s.h.conns.Load(); cs != nil {
-		curr, total, rejected = (*cs).Connections()
-	}
+	curr, total, rejected := s.connections()
 	i("curr_connections", curr)
-	i("total_connections", total)
-	i("rejected_connections", rejected)
+	i("total_connections", total-base.total)
+	i("rejected_connections", rejected-base.rejected)
 	u("cmd_get", c.CmdGet.Load())
 	u("cmd_set", c.CmdSet.Load())
 	u("cmd_flush", c.CmdFlush.Load())
@@ -120,11 +141,62 @@ func (s *Session) generalStats() {
 	i("bytes", st.Bytes)
 	i("curr_items", st.Items)
 	u("total_items", c.TotalItems.Load())
-	u("evictions", st.Evictions)
-	u("reclaimed", st.Expired)
+	u("evictions", st.Evictions-min(base.evictions, st.Evictions))
+	u("reclaimed", st.Expired-min(base.reclaimed, st.Expired))
 	out = append(out, rEnd...)
 	s.out = out
 	s.write(out)
+}
+
+// connStats answers "stats conns": memcached's four lines per listener and
+// connection, by id.
+func (s *Session) connStats() {
+	cs := s.h.conns.Load()
+	if cs == nil {
+		s.write(rEnd)
+		return
+	}
+	var all []ConnInfo
+	(*cs).EachConnection(func(c ConnInfo) { all = append(all, c) })
+	slices.SortFunc(all, func(a, b ConnInfo) int { return cmp.Compare(a.ID, b.ID) })
+	now := time.Now()
+	out := s.out[:0]
+	stat := func(id int, name, v string) {
+		out = append(out, "STAT "...)
+		out = strconv.AppendInt(out, int64(id), 10)
+		out = append(out, ':')
+		out = append(out, name...)
+		out = append(out, ' ')
+		out = append(out, v...)
+		out = append(out, crlf...)
+	}
+	for _, c := range all {
+		stat(c.ID, "addr", connAddr(c.Addr))
+		if c.State != ConnListening {
+			stat(c.ID, "listen_addr", connAddr(c.Listen))
+		}
+		stat(c.ID, "state", connStateNames[c.State])
+		stat(c.ID, "secs_since_last_cmd", strconv.FormatInt(int64(now.Sub(c.LastCommand)/time.Second), 10))
+	}
+	s.out = append(out, rEnd...)
+	s.write(s.out)
+}
+
+// connAddr is an address as memcached writes it: tcp:1.2.3.4:5,
+// tcp6:[::1]:5, unix:/path.
+func connAddr(a net.Addr) string {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		if a.IP.To4() == nil {
+			return "tcp6:[" + a.IP.String() + "]:" + strconv.Itoa(a.Port)
+		}
+		return "tcp:" + a.IP.String() + ":" + strconv.Itoa(a.Port)
+	case *net.UnixAddr:
+		return "unix:" + a.Name
+	case nil:
+		return "<null>"
+	}
+	return a.Network() + ":" + a.String()
 }
 
 func padMicro(us int64) string {

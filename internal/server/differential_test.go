@@ -67,6 +67,11 @@ var corpus = []string{
 	"flush_all junk\r\nflush_all 0 0 0\r\nflush_all -1 noreply\r\nverbosity\r\nverbosity x\r\nverbosity 1\r\nverbosity 1 noreply\r\nverbosity 1 2\r\nverbosity 1 2 3\r\n",
 	"x\r\nab\r\nm\r\nmx k\r\nmz\r\n",
 	"stats nonsense\r\nstats detail\r\nstats reset\r\n",
+	// watch: an unknown stream is an ERROR (hidden by a trailing noreply,
+	// which is not a stream either); replies pending before it refuse it,
+	// but mn sends its reply, and all before it, at once.
+	"watch bogus\r\nwatch fetchers noreply\r\nmn\r\n",
+	"version\r\nwatch fetchers\r\n", "mn\r\nwatch fetchers\r\n",
 	// stats detail: per-prefix counts (up to the first ':') of the classic
 	// commands while on, every key of a get, sets before storing, deletes
 	// found or not; a key without ':' is not counted; stats reset empties.

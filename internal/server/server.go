@@ -43,9 +43,9 @@ type Server struct {
 	curr, total, rejected atomic.Int64
 	log                   *slog.Logger
 	mu                    sync.Mutex
-	lns                   []net.Listener
+	lns                   []listener
 	handlers              []*protocol.Handler // told the connection limit (stats settings)
-	conns                 map[net.Conn]struct{}
+	conns                 map[net.Conn]*clientConn
 	wg                    sync.WaitGroup
 	draining              atomic.Bool
 }
@@ -58,7 +58,7 @@ func New(o Options) *Server {
 	if o.UnixSocketMode == 0 {
 		o.UnixSocketMode = 0o660
 	}
-	s := &Server{opts: o, log: o.Logger, conns: map[net.Conn]struct{}{}}
+	s := &Server{opts: o, log: o.Logger, conns: map[net.Conn]*clientConn{}}
 	s.SetLimits(o.MaxConnections, o.IdleTimeout)
 	if o.Registerer != nil {
 		newMetrics(o.Registerer, s)
@@ -81,6 +81,48 @@ func (s *Server) SetLimits(maxConnections int, idle time.Duration) {
 // Connections implements protocol.ConnectionStats.
 func (s *Server) Connections() (current, total, rejected int64) {
 	return s.curr.Load(), s.total.Load(), s.rejected.Load()
+}
+
+// listener is a listener as "stats conns" describes it.
+type listener struct {
+	net.Listener
+	id     int
+	opened time.Time
+}
+
+// EachConnection implements protocol.ConnectionStats.
+func (s *Server) EachConnection(f func(protocol.ConnInfo)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ln := range s.lns {
+		f(protocol.ConnInfo{ID: ln.id, Addr: ln.Addr(), State: protocol.ConnListening, LastCommand: ln.opened})
+	}
+	for c, cc := range s.conns {
+		info := protocol.ConnInfo{ID: cc.id, Addr: c.RemoteAddr(), Listen: c.LocalAddr(), State: protocol.ConnBusy, LastCommand: time.Unix(0, cc.last.Load())}
+		switch {
+		case cc.watching.Load():
+			info.State = protocol.ConnWatching
+		case cc.waiting.Load():
+			info.State = protocol.ConnWaiting
+		}
+		f(info)
+	}
+}
+
+// fileDescriptor is c's descriptor, memcached's connection id (0 for a
+// connection that has none).
+func fileDescriptor(c any) int {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	fd := 0
+	rc.Control(func(p uintptr) { fd = int(p) })
+	return fd
 }
 
 // Listen opens an address: "host:port" for TCP or "unix:/path" for a unix
@@ -117,7 +159,7 @@ func (s *Server) Serve(ln net.Listener, h *protocol.Handler) error {
 		ln.Close()
 		return nil
 	}
-	s.lns = append(s.lns, ln)
+	s.lns = append(s.lns, listener{Listener: ln, id: fileDescriptor(ln), opened: time.Now()})
 	s.handlers = append(s.handlers, h)
 	h.SetMaxConnections(int(s.maxConns.Load()))
 	h.SetConnectionStats(s)
@@ -162,31 +204,41 @@ func (s *Server) handle(c net.Conn, h *protocol.Handler) {
 		c.Close()
 		return
 	}
-	s.conns[c] = struct{}{}
+	cc := &clientConn{c: c, id: fileDescriptor(c), idle: &s.idle, draining: &s.draining}
+	cc.last.Store(time.Now().UnixNano())
+	s.conns[c] = cc
 	s.wg.Add(1)
 	s.mu.Unlock()
+	h.ConnOpened(cc.id, c.RemoteAddr())
 	go func() {
 		defer s.wg.Done()
-		defer func() {
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-			s.curr.Add(-1)
-			c.Close()
-		}()
-		cc := &clientConn{c: c, idle: &s.idle, draining: &s.draining}
-		sess := h.NewSession(context.Background(), cc, cc)
-		err := sess.Serve()
-		switch {
-		case err == nil, errors.Is(err, protocol.ErrQuit), isClosed(err), s.draining.Load():
-		case errors.Is(err, errIdle):
-			s.log.Info("closed idle connection", "remote", remote(c), "idle_timeout", time.Duration(s.idle.Load()))
-		case errors.Is(err, errStalled):
-			s.log.Info("closed connection that stopped reading its replies", "remote", remote(c), "idle_timeout", time.Duration(s.idle.Load()))
-		default:
-			s.log.Info("closed connection", "remote", remote(c), "reason", err.Error())
-		}
+		err := h.NewSession(context.Background(), cc, cc).Serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.curr.Add(-1)
+		c.Close()
+		h.ConnClosed(cc.id, c.RemoteAddr(), s.closed(c, err))
 	}()
+}
+
+// closed logs why a connection ended, if that is news to an operator, and
+// names the reason as memcached's conn_close event does.
+func (s *Server) closed(c net.Conn, err error) string {
+	switch {
+	case s.draining.Load():
+		return protocol.CloseShutdown
+	case err == nil, errors.Is(err, protocol.ErrQuit), isClosed(err):
+		return protocol.CloseNormal
+	case errors.Is(err, errIdle):
+		s.log.Info("closed idle connection", "remote", remote(c), "idle_timeout", time.Duration(s.idle.Load()))
+		return protocol.CloseIdleTimeout
+	case errors.Is(err, errStalled):
+		s.log.Info("closed connection that stopped reading its replies", "remote", remote(c), "idle_timeout", time.Duration(s.idle.Load()))
+		return protocol.CloseIdleTimeout
+	}
+	s.log.Info("closed connection", "remote", remote(c), "reason", err.Error())
+	return protocol.CloseError
 }
 
 func remote(c net.Conn) string {
@@ -240,8 +292,13 @@ var (
 // kept: every byte is progress, as memcached counts it.
 type clientConn struct {
 	c        net.Conn
+	id       int           // the descriptor, memcached's connection id
 	idle     *atomic.Int64 // the server's idle timeout, nanoseconds
 	draining *atomic.Bool
+	// What "stats conns" reports: reading (waiting for a request), a
+	// "watch" stream, and when the client last sent something.
+	waiting, watching atomic.Bool
+	last              atomic.Int64 // Unix nanoseconds
 	// The deadlines last set. Moving a deadline costs a timer update, so it
 	// is moved only once it has drifted by deadlineSlack; a timeout that
 	// fires early is then re-armed for the rest (see wait).
@@ -279,12 +336,35 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// ConnID is the connection's id for the protocol's log lines.
+func (r *clientConn) ConnID() int { return r.id }
+
+// Watch implements protocol.Watchable: a log stream's client sends
+// nothing, so its reads have no idle timeout from now on.
+func (r *clientConn) Watch() {
+	r.watching.Store(true)
+	r.c.SetReadDeadline(time.Time{}) // the idle deadline armed for the last request
+	if r.draining.Load() {
+		r.c.SetReadDeadline(time.Now()) // a shutdown began meanwhile: wake the read
+	}
+}
+
 func (r *clientConn) Read(p []byte) (int, error) {
+	r.waiting.Store(true)
+	n, err := r.read(p)
+	r.waiting.Store(false)
+	if n > 0 {
+		r.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+func (r *clientConn) read(p []byte) (int, error) {
 	if r.draining.Load() {
 		return 0, errDraining
 	}
 	timeout := time.Duration(r.idle.Load())
-	if timeout <= 0 {
+	if timeout <= 0 || r.watching.Load() {
 		return r.c.Read(p)
 	}
 	start := time.Now()
