@@ -224,4 +224,4 @@ func TestStatsReset(t *testing.T) {
 type connCounts struct{ curr, total, rejected int64 }
 
 func (c connCounts) Connections() (int64, int64, int64) { return c.curr, c.total, c.rejected }
-func (connCounts) EachConnection(func(ConnInfo))         {}
+func (connCounts) EachConnection(func(ConnInfo))        {}
