@@ -199,6 +199,10 @@ func serve(cfg *config.Config, a *app, pm *policy.Metrics, reg *prometheus.Regis
 		ln net.Listener
 		h  *protocol.Handler
 	}
+	// Watch before listening: a listener accepts connections (the kernel's
+	// backlog) from the moment it exists, so a change made once a client
+	// could connect must not fall before the watch exists.
+	changed := watchConfig(cfg, log)
 	var lns []listener
 	closeAll := func() {
 		for _, l := range lns {
@@ -235,9 +239,6 @@ func serve(cfg *config.Config, a *app, pm *policy.Metrics, reg *prometheus.Regis
 		log.Info("admin endpoint ready", "addr", ln.Addr().String())
 	}
 
-	// Watch before serving: a change made once the listeners answer must
-	// not fall before the watch exists.
-	changed := watchConfig(cfg, log)
 	st.watchMissedWrites(log)
 	errc := make(chan error, len(lns))
 	for _, l := range lns {
