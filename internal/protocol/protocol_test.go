@@ -209,7 +209,7 @@ func TestStatsDetail(t *testing.T) {
 // leaves what is current.
 func TestStatsReset(t *testing.T) {
 	h := newTestHandler(t)
-	h.SetConnectionStats(connCounts{curr: 2, total: 40, rejected: 3})
+	h.SetConnectionStats(fakeServer{curr: 2, total: 40, rejected: 3})
 	var out bytes.Buffer
 	h.NewSession(context.Background(), strings.NewReader("set k 0 0 1\r\nx\r\nget k\r\nstats reset\r\nget nope\r\nstats\r\n"), &out).Serve()
 	got := out.String()[strings.Index(out.String(), "RESET\r\n"):]
@@ -220,8 +220,3 @@ func TestStatsReset(t *testing.T) {
 		}
 	}
 }
-
-type connCounts struct{ curr, total, rejected int64 }
-
-func (c connCounts) Connections() (int64, int64, int64) { return c.curr, c.total, c.rejected }
-func (connCounts) EachConnection(func(ConnInfo))        {}

@@ -192,12 +192,16 @@ func TestConnEvents(t *testing.T) {
 	}
 }
 
-type connList []ConnInfo
+// fakeServer is the server's side of ConnectionStats: counts and a list.
+type fakeServer struct {
+	curr, total, rejected int64
+	conns                 []ConnInfo
+}
 
-func (connList) Connections() (int64, int64, int64) { return 0, 0, 0 }
-func (l connList) EachConnection(f func(ConnInfo)) {
-	for _, c := range l {
-		f(c)
+func (f fakeServer) Connections() (int64, int64, int64) { return f.curr, f.total, f.rejected }
+func (f fakeServer) EachConnection(each func(ConnInfo)) {
+	for _, c := range f.conns {
+		each(c)
 	}
 }
 
@@ -205,11 +209,11 @@ func TestStatsConns(t *testing.T) {
 	h := newTestHandler(t)
 	now := time.Now()
 	ln := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 11211}
-	h.SetConnectionStats(connList{
+	h.SetConnectionStats(fakeServer{conns: []ConnInfo{
 		{ID: 12, Addr: &net.TCPAddr{IP: net.ParseIP("::1"), Port: 5}, Listen: &net.TCPAddr{IP: net.ParseIP("::1"), Port: 11211}, State: ConnWatching, LastCommand: now.Add(-3 * time.Second)},
 		{ID: 3, Addr: ln, State: ConnListening, LastCommand: now},
 		{ID: 9, Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, Listen: ln, State: ConnBusy, LastCommand: now},
-	})
+	}})
 	var out bytes.Buffer
 	h.NewSession(context.Background(), strings.NewReader("stats conns\r\n"), &out).Serve()
 	want := "STAT 3:addr tcp:127.0.0.1:11211\r\nSTAT 3:state conn_listening\r\nSTAT 3:secs_since_last_cmd 0\r\n" +
