@@ -75,6 +75,19 @@ func start(t *testing.T, env []string, args ...string) *proc {
 	return p
 }
 
+// waitLog waits until the log holds what at least n times: the process
+// writes a line after the event a test sees, so the line can trail it.
+func (p *proc) waitLog(t *testing.T, what string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(p.out.String(), what) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d %q lines in the log:\n%s", strings.Count(p.out.String(), what), n, what, p.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (p *proc) waitListening(t *testing.T, addr string) {
 	t.Helper()
 	if err := testenv.WaitListening(addr, 20*time.Second, p.exited); err != nil {

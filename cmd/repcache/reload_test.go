@@ -80,29 +80,19 @@ maps:
 		_, ttl, _ := m.record("postscreen:" + ip)
 		return ttl - (stamp - time.Now().Unix())
 	}
-	waitLog := func(what string, n int) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for strings.Count(p.out.String(), what) < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("no %q in the log:\n%s", what, p.out.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
 	if got := lifetime("192.0.2.1"); got < 7*86400-5 || got > 7*86400+5 {
 		t.Fatalf("retention before the reload: %ds", got)
 	}
 
 	writeCfg("24h", "") // the file watch reloads it
-	waitLog("configuration reloaded", 1)
+	p.waitLog(t, "configuration reloaded", 1)
 	if got := lifetime("192.0.2.2"); got < 86400-5 || got > 86400+5 {
 		t.Fatalf("retention after the reload: %ds, want 1d", got)
 	}
 
 	writeCfg("24h", "bogus_key: 1\n") // refused; the watch may also see it
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitLog("configuration reload refused", 1)
+	p.waitLog(t, "configuration reload refused", 1)
 	if !strings.Contains(p.out.String(), `unknown field \"bogus_key\"`) {
 		t.Fatalf("the refusal does not name the bad field:\n%s", p.out.String())
 	}
@@ -198,16 +188,7 @@ func watchedRepcache(t *testing.T, path, addr string) (*proc, func(n int)) {
 	t.Helper()
 	p := start(t, nil, "--config", path)
 	p.waitListening(t, addr)
-	return p, func(n int) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second) // a hang guard
-		for strings.Count(p.out.String(), "configuration reloaded") < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("reload %d did not happen:\n%s", n, p.out.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	return p, func(n int) { t.Helper(); p.waitLog(t, "configuration reloaded", n) }
 }
 
 // watchedConfig differs by a live setting (the connection limit).

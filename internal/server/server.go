@@ -213,12 +213,13 @@ func (s *Server) handle(c net.Conn, h *protocol.Handler) {
 	go func() {
 		defer s.wg.Done()
 		err := h.NewSession(context.Background(), cc, cc).Serve()
+		reason := s.closed(c, err) // logged before the client can see the close
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
 		s.curr.Add(-1)
 		c.Close()
-		h.ConnClosed(cc.id, c.RemoteAddr(), s.closed(c, err))
+		h.ConnClosed(cc.id, c.RemoteAddr(), reason)
 	}()
 }
 
