@@ -17,7 +17,8 @@ FUZZ_SCALE=${FUZZ_SCALE:-1}
 # Debian packages the tests talk to, as "program:package".
 needs=(memcached:memcached redis-server:redis-server redis-cli:redis-tools nutcracker:nutcracker postfix:postfix postmap:postfix prometheus:prometheus promtool:prometheus)
 
-step() { printf '\n==> %s\n' "$*"; }
+start=$SECONDS
+step() { printf '\n==> %s (%ds)\n' "$*" $((SECONDS - start)); }
 
 missing=()
 for n in "${needs[@]}"; do
@@ -38,6 +39,15 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 
+# The container images (a Debian rootfs, the project's image, a test
+# Postfix) are built while the fuzzers run: much of their first build is
+# downloads and disk, which the CPU-bound fuzzers leave idle. Later runs
+# reuse them and take seconds.
+images_log=$(mktemp)
+scripts/containers.sh images >"$images_log" 2>&1 &
+images=$!
+trap 'kill "$images" 2>/dev/null; rm -f "$images_log"' EXIT
+
 step "fuzzing each target (execution budgets x $FUZZ_SCALE)"
 fuzz() { # package target executions
   n=$(awk -v n="$3" -v s="$FUZZ_SCALE" 'BEGIN { printf "%d", n * s + 1 }')
@@ -50,6 +60,14 @@ fuzz ./internal/config FuzzLoadYAML 20000
 fuzz ./internal/ttl FuzzParsePostscreen 1000000
 fuzz ./internal/ttl FuzzParseVerify 1000000
 fuzz ./internal/ttl FuzzDeadline 1000000
+
+step "container images (scripts/containers.sh images, run in the background since the fuzzing began)"
+if ! wait "$images"; then
+  cat "$images_log"
+  echo "building the container images failed" >&2
+  exit 1
+fi
+sed 's/^/    /' "$images_log"
 
 step "unit, differential and acceptance tests (race detector on)"
 go test -race -count=1 -timeout 10m ./...
