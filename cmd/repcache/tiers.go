@@ -117,7 +117,7 @@ func newTiers(cfg *config.Config, live *policy.Live, log *slog.Logger, reg prome
 			// they all read from Redis, and they tell each other there of
 			// the writes that missed it (see watchMissedWrites).
 			o.Generations = r
-			o.MissLog, t.missLog = r, r
+			o.MissLog, t.missLog = tiered.GuardedMissLog(g, r), r
 		}
 	}
 	o.ErrorOnOutage = cfg.OnError == "error"
@@ -196,7 +196,7 @@ func (t *tiers) watchMissedWrites(log *slog.Logger) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	stop, err := t.missLog.SubscribeMissed(ctx, t.tiered.RemoteMiss, t.tiered.RemoteGeneration)
+	stop, err := t.missLog.SubscribeMissed(ctx, t.tiered.RemoteMiss, t.tiered.RemoteGeneration, t.tiered.RemoteSubscribed)
 	if err != nil {
 		log.Warn("cannot subscribe to other instances' missed cache writes yet; retrying in the background (meanwhile they are read from Redis every probe)", "err", err)
 	}

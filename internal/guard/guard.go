@@ -191,6 +191,12 @@ func (g *Guard) classify(ctx context.Context, timeout time.Duration, err error) 
 	}
 }
 
+// Do runs f, a call to the backend outside the store interface, under the
+// breaker and the deadline that guard the store calls.
+func (g *Guard) Do(ctx context.Context, op string, f func(ctx context.Context) error) error {
+	return g.call(ctx, op, func(ctx context.Context) result { return result{err: f(ctx)} }).err
+}
+
 func (g *Guard) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
 	r := g.call(ctx, "get", func(ctx context.Context) result {
 		it, err := g.next.Get(ctx, key, buf, now)

@@ -92,14 +92,17 @@ func (s *Store) AnnounceGeneration(ctx context.Context, g uint64) error {
 // instance (this one included), as SubscribeExpired delivers its events:
 // retried in the background when Redis is down at start. On a cluster the
 // announcements reach every node, so a key may be delivered more than once.
-func (s *Store) SubscribeMissed(ctx context.Context, missed func(key string), generation func(uint64)) (stop func(), err error) {
+// subscribed is called each time the subscription is confirmed (at start,
+// and after a reconnection that may have lost announcements): what was
+// announced before is in MissedWrites.
+func (s *Store) SubscribeMissed(ctx context.Context, missed func(key string), generation func(uint64), subscribed func()) (stop func(), err error) {
 	stop, err = s.watch(ctx, globEscape(s.missedChannel()), func(payload string) {
 		if k, ok := strings.CutPrefix(payload, "k"); ok {
 			missed(k)
 		} else if g, err := strconv.ParseUint(strings.TrimPrefix(payload, "g"), 10, 64); err == nil {
 			generation(g)
 		}
-	})
+	}, subscribed)
 	if err != nil {
 		err = fmt.Errorf("redis subscribe missed writes (retried in the background): %w", err)
 	}

@@ -664,7 +664,7 @@ func (s *Store) SubscribeExpired(ctx context.Context, fn func(key string)) (stop
 		if k, ok := strings.CutPrefix(payload, s.prefix); ok && !strings.HasPrefix(k, internalPrefix) {
 			fn(k)
 		}
-	})
+	}, nil)
 	if err != nil {
 		err = fmt.Errorf("redis subscribe expired (retried in the background): %w", err)
 	}
@@ -676,8 +676,14 @@ func (s *Store) SubscribeExpired(ctx context.Context, fn func(key string)) (stop
 // message's payload, from one goroutine at a time. A subscription that
 // fails (Redis down) is retried in the background with backoff, as is a
 // master that a cluster gained; an established one reconnects by itself.
-func (s *Store) watch(ctx context.Context, pattern string, fn func(payload string)) (stop func(), err error) {
-	w := &subscription{s: s, fn: fn, pattern: pattern, subs: map[string]*goredis.PubSub{}}
+// subscribed (optional) is called, in the same goroutine as fn, whenever a
+// subscription is confirmed, the first time and after each reconnection:
+// messages published before it may have been missed.
+func (s *Store) watch(ctx context.Context, pattern string, fn func(payload string), subscribed func()) (stop func(), err error) {
+	if subscribed == nil {
+		subscribed = func() {}
+	}
+	w := &subscription{s: s, fn: fn, subscribed: subscribed, pattern: pattern, subs: map[string]*goredis.PubSub{}}
 	wctx, cancel := context.WithCancel(context.Background())
 	err = w.refresh(ctx)
 	w.wg.Add(1)
@@ -700,9 +706,10 @@ const resubscribeEvery = 2 * time.Second
 var resubscribeBackoff = backoff.Policy{Base: 100 * time.Millisecond, Max: resubscribeEvery}
 
 type subscription struct {
-	s       *Store
-	fn      func(string)
-	pattern string
+	s          *Store
+	fn         func(string)
+	subscribed func()
+	pattern    string
 	mu      sync.Mutex
 	subs    map[string]*goredis.PubSub // by master address ("" for a single server or Sentinel)
 	fnMu    sync.Mutex
@@ -761,12 +768,24 @@ func (w *subscription) subscribe(ctx context.Context, addr string, c goredis.Uni
 		return ctx.Err()
 	}
 	w.subs[addr] = ps
+	w.fnMu.Lock()
+	w.subscribed()
+	w.fnMu.Unlock()
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		for msg := range ps.Channel() {
+		// With the confirmations: go-redis resubscribes after a lost
+		// connection, and its confirmation is how a gap shows.
+		for m := range ps.ChannelWithSubscriptions() {
 			w.fnMu.Lock()
-			w.fn(msg.Payload)
+			switch m := m.(type) {
+			case *goredis.Message:
+				w.fn(m.Payload)
+			case *goredis.Subscription:
+				if m.Kind == "psubscribe" {
+					w.subscribed()
+				}
+			}
 			w.fnMu.Unlock()
 		}
 	}()

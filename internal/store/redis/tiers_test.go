@@ -76,12 +76,16 @@ func TestMissLog(t *testing.T) {
 	b := newStore(t, srv, Options{KeyPrefix: "p:"})
 	other := newStore(t, srv, Options{KeyPrefix: "q:"}) // another deployment on the same Redis
 	keys, gens := make(chan string, 10), make(chan uint64, 10)
-	stop, err := b.SubscribeMissed(ctx, func(k string) { keys <- k }, func(g uint64) { gens <- g })
+	subs := 0
+	stop, err := b.SubscribeMissed(ctx, func(k string) { keys <- k }, func(g uint64) { gens <- g }, func() { subs++ })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stop()
-	stopOther, err := other.SubscribeMissed(ctx, func(k string) { t.Errorf("prefix q: told of %q", k) }, func(uint64) {})
+	if subs != 1 {
+		t.Fatalf("subscribed called %d times by a subscription that returned, want 1", subs)
+	}
+	stopOther, err := other.SubscribeMissed(ctx, func(k string) { t.Errorf("prefix q: told of %q", k) }, func(uint64) {}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +128,31 @@ func TestMissLog(t *testing.T) {
 	case k := <-keys:
 		t.Fatalf("unexpected announcement %q", k)
 	default:
+	}
+}
+
+// TestMissLogResubscription: a subscription that lost its connection (Redis
+// killed and restarted) says so when it is back, since announcements made
+// meanwhile were lost, and delivers the ones made after.
+func TestMissLogResubscription(t *testing.T) {
+	srv := testenv.Redis(t, testenv.RedisOptions{})
+	a := newStore(t, srv, Options{KeyPrefix: "p:"})
+	b := newStore(t, srv, Options{KeyPrefix: "p:"})
+	keys, subs := make(chan string, 10), make(chan struct{}, 10)
+	stop, err := b.SubscribeMissed(ctx, func(k string) { keys <- k }, func(uint64) {}, func() { subs <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	receive(t, subs)
+	srv.Kill(t)
+	srv.Restart(t)
+	receive(t, subs) // the resubscription after the gap
+	if listed, err := a.AnnounceMissed(ctx, []byte("after"), 10); err != nil || !listed {
+		t.Fatalf("announce after the restart: listed %v, %v", listed, err)
+	}
+	if got := receive(t, keys); got != "after" {
+		t.Fatalf("told of %q after the resubscription, want after", got)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/repcache/repcache/internal/guard"
 	"github.com/repcache/repcache/internal/store"
 )
 
@@ -44,13 +45,15 @@ func TestMissedWriteIsInvalidatedBeforeTheCacheServesIt(t *testing.T) {
 // generations is an in-process Generations (the Redis one is tested
 // against a real Redis in the redis package and through the binary).
 type generations struct {
-	mu sync.Mutex
-	g  uint64
+	mu     sync.Mutex
+	g      uint64
+	probes int // CacheGeneration calls: one per probe
 }
 
 func (m *generations) CacheGeneration(_ context.Context, atLeast uint64) (uint64, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.probes++
 	m.g = max(m.g, atLeast)
 	return m.g, false, nil
 }
@@ -60,6 +63,133 @@ func (m *generations) NextCacheGeneration(_ context.Context, above uint64) (uint
 	defer m.mu.Unlock()
 	m.g = max(m.g, above) + 1
 	return m.g, nil
+}
+
+// waitProbes returns once n more probes began: the probe before the last
+// of them has done all its work.
+func (m *generations) waitProbes(t *testing.T, n int) {
+	t.Helper()
+	m.mu.Lock()
+	want := m.probes + n
+	m.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second) // a hang guard only
+	for {
+		m.mu.Lock()
+		got := m.probes
+		m.mu.Unlock()
+		if got >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d probes ran", got-want+n, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// missLog is an in-process MissLog (the Redis one is tested against a real
+// Redis in the redis package and through the binary). hang makes every
+// call but the read wait for its context to end, as a hung Redis does.
+type missLog struct {
+	mu           sync.Mutex
+	keys         []string
+	reads, calls int
+	failReads    int // the next reads that fail
+	hang         bool
+}
+
+func (m *missLog) call(ctx context.Context) error {
+	m.mu.Lock()
+	m.calls++
+	hang := m.hang
+	m.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+func (m *missLog) AnnounceMissed(ctx context.Context, key []byte, limit int) (bool, error) {
+	return true, m.call(ctx)
+}
+
+func (m *missLog) MissedWrites(context.Context) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reads++
+	if m.failReads > 0 {
+		m.failReads--
+		return nil, errors.New("redis down")
+	}
+	return m.keys, nil
+}
+
+func (m *missLog) ClearMissed(ctx context.Context, keys []string) error { return m.call(ctx) }
+
+func (m *missLog) AnnounceGeneration(ctx context.Context, g uint64) error { return m.call(ctx) }
+
+func (m *missLog) count() (reads, calls int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reads, m.calls
+}
+
+// The shared record of missed writes is read at every probe until the
+// announcements reach the instance, then once per (re)subscription, and
+// again after a read that failed.
+func TestMissedWritesReadOncePerSubscription(t *testing.T) {
+	gens, ml := &generations{}, &missLog{keys: []string{"k"}}
+	s := New(mem(t), mem(t), Options{Generations: gens, MissLog: ml, ProbeInterval: time.Millisecond})
+	defer s.Close()
+	gens.waitProbes(t, 4)
+	if reads, _ := ml.count(); reads < 3 {
+		t.Fatalf("%d reads of the record in 3 probes without a subscription, want one per probe", reads)
+	}
+	if _, calls := ml.count(); calls == 0 { // repair deletes it from the cache and unlists it
+		t.Fatal("the record's key was not adopted")
+	}
+	s.RemoteSubscribed()
+	gens.waitProbes(t, 5)
+	settled, _ := ml.count()
+	gens.waitProbes(t, 5)
+	if reads, _ := ml.count(); reads != settled {
+		t.Fatalf("%d reads of the record while subscribed and caught up, want 0", reads-settled)
+	}
+	ml.mu.Lock()
+	ml.failReads = 1
+	ml.mu.Unlock()
+	s.RemoteSubscribed() // a gap in the subscription: read once more (the first read fails: twice)
+	gens.waitProbes(t, 5)
+	if reads, _ := ml.count(); reads != settled+2 {
+		t.Fatalf("%d reads after a resubscription whose first read failed, want 2", reads-settled)
+	}
+}
+
+// Announcing a missed write goes through the backup's breaker: with the
+// backup hung, only the calls it takes to open the breaker wait for it.
+func TestAnnouncementsGoThroughTheBackupBreaker(t *testing.T) {
+	ml := &missLog{hang: true}
+	g := guard.New("redis", mem(t), guard.Options{Timeout: 5 * time.Millisecond, FailuresToOpen: 2, OpenFor: time.Hour})
+	gl := GuardedMissLog(g, ml)
+	ctx := context.Background()
+	for range 3 {
+		if _, err := gl.AnnounceMissed(ctx, []byte("k"), 10); !guard.Failed(err) {
+			t.Fatalf("announce to a hung backup: %v", err)
+		}
+	}
+	if err := gl.ClearMissed(ctx, []string{"k"}); !errors.Is(err, guard.ErrUnavailable) {
+		t.Fatalf("clear with the breaker open: %v, want unavailable", err)
+	}
+	if err := gl.AnnounceGeneration(ctx, 2); !errors.Is(err, guard.ErrUnavailable) {
+		t.Fatalf("generation announce with the breaker open: %v, want unavailable", err)
+	}
+	if _, calls := ml.count(); calls != 2 {
+		t.Fatalf("%d calls reached the hung backup, want the 2 that opened the breaker", calls)
+	}
+	if _, err := gl.MissedWrites(ctx); err != nil {
+		t.Fatalf("the probe's read is not refused by the breaker: %v", err)
+	}
 }
 
 func TestOverflowMovesTheGenerationOn(t *testing.T) {

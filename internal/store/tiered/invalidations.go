@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/repcache/repcache/internal/guard"
 	"github.com/repcache/repcache/internal/store"
 )
 
@@ -166,13 +167,17 @@ func (s *Store) unlist(ctx context.Context, keys []string) {
 }
 
 // catchUp adopts the shared record's keys: those missed while this
-// instance was not subscribed (it started later, or Redis was down).
+// instance was not subscribed (it started later, or Redis was down). The
+// record can hold InvalidationLimit keys, megabytes, so it is read at
+// every probe only until a subscription carries the announcements, then
+// once after each (re)subscription.
 func (s *Store) catchUp(ctx context.Context) {
-	if s.o.MissLog == nil {
+	if s.o.MissLog == nil || s.subscribed.Load() && !s.catchUpDue.Swap(false) {
 		return
 	}
 	keys, err := s.o.MissLog.MissedWrites(ctx)
 	if err != nil {
+		s.catchUpDue.Store(true)
 		return
 	}
 	for _, k := range keys {
@@ -222,4 +227,35 @@ func (s *Store) adoptGeneration(g uint64) bool {
 			return true
 		}
 	}
+}
+
+// GuardedMissLog makes m's calls on the request path (announcing, clearing,
+// moving the generation) through g, the guard of the backup that keeps the
+// record: while the backup's breaker is open they fail at once rather than
+// cost each write one more backup timeout, and their failures count toward
+// opening it. The probe's read of the record goes to m directly, under the
+// probe's own deadline.
+func GuardedMissLog(g *guard.Guard, m MissLog) MissLog { return guardedMissLog{g: g, m: m} }
+
+type guardedMissLog struct {
+	g *guard.Guard
+	m MissLog
+}
+
+func (l guardedMissLog) AnnounceMissed(ctx context.Context, key []byte, limit int) (listed bool, err error) {
+	err = l.g.Do(ctx, "announce", func(ctx context.Context) (err error) {
+		listed, err = l.m.AnnounceMissed(ctx, key, limit)
+		return err
+	})
+	return listed, err
+}
+
+func (l guardedMissLog) MissedWrites(ctx context.Context) ([]string, error) { return l.m.MissedWrites(ctx) }
+
+func (l guardedMissLog) ClearMissed(ctx context.Context, keys []string) error {
+	return l.g.Do(ctx, "clear_missed", func(ctx context.Context) error { return l.m.ClearMissed(ctx, keys) })
+}
+
+func (l guardedMissLog) AnnounceGeneration(ctx context.Context, g uint64) error {
+	return l.g.Do(ctx, "announce", func(ctx context.Context) error { return l.m.AnnounceGeneration(ctx, g) })
 }

@@ -126,6 +126,10 @@ type Store struct {
 	inv             *invalidations
 	gen             atomic.Uint64 // the cache generation in force (0: keys as they are)
 	cacheUp         atomic.Bool   // the last cache probe answered
+	// The shared record of missed writes is read at every probe until the
+	// announcements reach this instance, then once per (re)subscription:
+	// the announcements carry what follows (see RemoteSubscribed).
+	subscribed, catchUpDue atomic.Bool
 	applyMu         sync.Mutex    // applying a batch vs flushing the backup
 	flushGen        atomic.Uint64 // writes queued before a flush_all are superseded by it
 	degrading       atomic.Bool   // in a degrade episode (sync backup writes failing)
@@ -264,6 +268,14 @@ func (s *Store) RemoteMiss(key string) { s.inv.add([]byte(key)) }
 
 // RemoteGeneration is told of a cache generation an instance moved on to.
 func (s *Store) RemoteGeneration(g uint64) { s.generationMoved(g) }
+
+// RemoteSubscribed is told that the announcements reach this instance from
+// now on (the subscription started, or came back after a gap): what was
+// announced before is read from the shared record once, at the next probe.
+func (s *Store) RemoteSubscribed() {
+	s.catchUpDue.Store(true)
+	s.subscribed.Store(true)
+}
 
 // outage answers a read no tier could serve.
 func (s *Store) outage(err error) error {
