@@ -710,10 +710,10 @@ type subscription struct {
 	fn         func(string)
 	subscribed func()
 	pattern    string
-	mu      sync.Mutex
-	subs    map[string]*goredis.PubSub // by master address ("" for a single server or Sentinel)
-	fnMu    sync.Mutex
-	wg      sync.WaitGroup
+	mu         sync.Mutex
+	subs       map[string]*goredis.PubSub // by master address ("" for a single server or Sentinel)
+	fnMu       sync.Mutex
+	wg         sync.WaitGroup
 }
 
 // keep retries refresh until ctx ends: with backoff while it fails.

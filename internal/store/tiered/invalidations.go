@@ -250,7 +250,9 @@ func (l guardedMissLog) AnnounceMissed(ctx context.Context, key []byte, limit in
 	return listed, err
 }
 
-func (l guardedMissLog) MissedWrites(ctx context.Context) ([]string, error) { return l.m.MissedWrites(ctx) }
+func (l guardedMissLog) MissedWrites(ctx context.Context) ([]string, error) {
+	return l.m.MissedWrites(ctx)
+}
 
 func (l guardedMissLog) ClearMissed(ctx context.Context, keys []string) error {
 	return l.g.Do(ctx, "clear_missed", func(ctx context.Context) error { return l.m.ClearMissed(ctx, keys) })

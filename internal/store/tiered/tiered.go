@@ -118,25 +118,25 @@ type Counters struct {
 
 // Store implements store.Store over a cache and an optional backup.
 type Store struct {
-	metrics         *metrics
-	cache, backup   store.Store
-	o               Options
-	sf              singleflight.Group
-	q               *queue
-	inv             *invalidations
-	gen             atomic.Uint64 // the cache generation in force (0: keys as they are)
-	cacheUp         atomic.Bool   // the last cache probe answered
+	metrics       *metrics
+	cache, backup store.Store
+	o             Options
+	sf            singleflight.Group
+	q             *queue
+	inv           *invalidations
+	gen           atomic.Uint64 // the cache generation in force (0: keys as they are)
+	cacheUp       atomic.Bool   // the last cache probe answered
 	// The shared record of missed writes is read at every probe until the
 	// announcements reach this instance, then once per (re)subscription:
 	// the announcements carry what follows (see RemoteSubscribed).
 	subscribed, catchUpDue atomic.Bool
-	applyMu         sync.Mutex    // applying a batch vs flushing the backup
-	flushGen        atomic.Uint64 // writes queued before a flush_all are superseded by it
-	degrading       atomic.Bool   // in a degrade episode (sync backup writes failing)
-	degradedAtStart atomic.Uint64
-	stopProbe       context.CancelFunc
-	probeDone       chan struct{}
-	Counts          Counters
+	applyMu                sync.Mutex    // applying a batch vs flushing the backup
+	flushGen               atomic.Uint64 // writes queued before a flush_all are superseded by it
+	degrading              atomic.Bool   // in a degrade episode (sync backup writes failing)
+	degradedAtStart        atomic.Uint64
+	stopProbe              context.CancelFunc
+	probeDone              chan struct{}
+	Counts                 Counters
 }
 
 var _ store.Store = (*Store)(nil)
