@@ -216,7 +216,7 @@ func (s *Layer) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOpt
 		o.Touch, o.RecacheAfterTouch = false, false
 	}
 	it, st, err := s.next.MetaGet(ctx, k, buf, o, now)
-	if err == nil && m != nil && m.Typed() && !isCleanup(m, key) {
+	if err == nil && !o.Peek && m != nil && m.Typed() && !isCleanup(m, key) {
 		p.observeRead(m, it.Value, now)
 	}
 	if err == nil && touch {

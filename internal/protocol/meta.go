@@ -613,7 +613,7 @@ func (s *Session) metaDebug(t [][]byte, n, nt int) {
 		key = dec
 	}
 	now := s.now()
-	it, st, err := s.h.store.MetaGet(s.ctx, key, s.val[:0], store.MetaGetOptions{NoBump: true}, now)
+	it, st, err := s.h.store.MetaGet(s.ctx, key, s.val[:0], store.MetaGetOptions{NoBump: true, Peek: true}, now)
 	s.val = it.Value
 	if err != nil {
 		s.write(rEN)

@@ -272,7 +272,7 @@ func (s *Session) setFound(mode store.Mode, key []byte, now int64) bool {
 	if mode != store.Set || !s.h.logs.wants(watchFetchers) {
 		return false
 	}
-	_, _, err := s.h.store.MetaGet(s.ctx, key, nil, store.MetaGetOptions{NoBump: true}, now)
+	_, _, err := s.h.store.MetaGet(s.ctx, key, nil, store.MetaGetOptions{NoBump: true, Peek: true}, now)
 	return err == nil
 }
 

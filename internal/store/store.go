@@ -101,6 +101,10 @@ type MetaGetOptions struct {
 	// (memcached applies mg's flags in request order: T before R).
 	RecacheAfterTouch bool
 	NoBump            bool // u: the read does not count as an access
+	// Peek marks the server's own look at an item (me, the lookup a
+	// watched set reports), not a client's read: it is not bumped and not
+	// counted as a lookup.
+	Peek bool
 }
 
 // Plain reports whether o asks for nothing but an optional touch, what a

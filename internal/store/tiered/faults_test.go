@@ -301,6 +301,32 @@ func TestWarmIsNotAClientRead(t *testing.T) {
 	}
 }
 
+// A meta get is a client read on either route; a Peek (me, the lookup a
+// watched set reports) is not.
+func TestMetaGetCountsUnlessPeek(t *testing.T) {
+	for _, r := range []store.Route{{Map: "m", Backup: store.SyncBackup}, {Map: "m", Backup: store.NoBackup}} {
+		reg := prometheus.NewRegistry()
+		s := routed(New(mem(t), mem(t), Options{Registerer: reg, Maps: []string{"m"}}), r)
+		set(t, s, "k", "v", 0)
+		ctx := context.Background()
+		for _, key := range []string{"k", "absent"} {
+			if _, _, err := s.MetaGet(ctx, []byte(key), nil, store.MetaGetOptions{NoBump: true, Peek: true}, now); key == "k" && err != nil {
+				t.Fatal(err)
+			}
+		}
+		if hits, misses := lookups(t, reg, "hit"), lookups(t, reg, "miss"); hits+misses != 0 {
+			t.Fatalf("backup %v: peeks counted %v hits, %v misses", r.Backup, hits, misses)
+		}
+		for _, key := range []string{"k", "absent"} {
+			s.MetaGet(ctx, []byte(key), nil, store.MetaGetOptions{NoBump: true}, now)
+		}
+		if hits, misses := lookups(t, reg, "hit"), lookups(t, reg, "miss"); hits != 1 || misses != 1 {
+			t.Fatalf("backup %v: a meta get hit and miss counted %v hits, %v misses", r.Backup, hits, misses)
+		}
+		s.Close()
+	}
+}
+
 // lookups is repcache_lookups_total{map="m",tier="cache",result=result}.
 func lookups(t *testing.T, reg *prometheus.Registry, result string) float64 {
 	mfs, err := reg.Gather()

@@ -579,17 +579,38 @@ func (s *Store) Touch(ctx context.Context, key []byte, deadline int64, buf []byt
 
 // MetaGet implements store.Store for the options that need no per-item
 // meta state (store.PlainMetaGet); the others are refused for now. A key
-// kept in the cache tier only goes to the cache as it is.
+// kept in the cache tier only goes to the cache as it is. It counts as a
+// client read, as Get does, unless it is a Peek.
 func (s *Store) MetaGet(ctx context.Context, key, buf []byte, o store.MetaGetOptions, now int64) (store.Item, store.MetaState, error) {
-	if s.route(ctx).Backup == store.NoBackup {
+	r := s.route(ctx)
+	if r.Backup == store.NoBackup {
 		it, st, err := s.cache.MetaGet(ctx, s.cacheKey(key), buf, o, now)
 		it.Key = key
-		if failed(err) {
+		switch {
+		case err == nil:
+			s.lookup(!o.Peek, r, "cache", "hit")
+		case errors.Is(err, store.ErrNotFound):
+			s.lookup(!o.Peek, r, "cache", "miss")
+		case failed(err):
 			s.Counts.CacheErrors.Add(1)
 		}
 		return it, st, err
 	}
+	if o.Peek {
+		return store.PlainMetaGet(ctx, uncounted{s}, key, buf, o, now)
+	}
 	return store.PlainMetaGet(ctx, s, key, buf, o, now)
+}
+
+// uncounted reads through s without counting a client read.
+type uncounted struct{ s *Store }
+
+func (u uncounted) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
+	return u.s.get(ctx, u.s.route(ctx), key, buf, now, false)
+}
+
+func (u uncounted) Touch(ctx context.Context, key []byte, deadline int64, buf []byte, now int64) (store.Item, error) {
+	return u.s.Touch(ctx, key, deadline, buf, now)
 }
 
 // Incr implements store.Store: the cache computes, the result is backed up.
