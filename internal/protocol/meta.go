@@ -417,10 +417,10 @@ func (s *Session) metaSet(t [][]byte, n, nt int) error {
 	if f.hasCAS && mode != store.Add {
 		item.CAS = f.cas
 	}
-	found := s.setFound(mode, f.key, now)
+	old := s.watchLookup(f.key, now)
 	cas, err := s.h.store.Store(s.ctx, mode, item, now)
 	s.count("ms", f.key, statusOf(err))
-	s.watchStore(mode, item, err, found, now)
+	s.watchStore(mode, item, err, old, now)
 	s.countStore(mode, err)
 	out := s.out[:0]
 	switch {
@@ -472,6 +472,7 @@ func (s *Session) metaDelete(t [][]byte, n, nt int) {
 		o.Touch, o.Deadline = true, f.deadline
 	}
 	status := "HD"
+	s.watchLookup(f.key, now)
 	switch err := s.h.store.Delete(s.ctx, f.key, o, now); {
 	case err == nil:
 		if !f.stale {
@@ -530,6 +531,7 @@ func (s *Session) metaArithmetic(t [][]byte, n, nt int) {
 	if o.Decr {
 		hits, misses = &s.h.Stats.DecrHits, &s.h.Stats.DecrMisses
 	}
+	s.watchLookup(f.key, now)
 	c, err := s.h.store.Incr(s.ctx, f.key, o, now)
 	switch {
 	case err == nil:
@@ -560,6 +562,11 @@ func (s *Session) metaArithmetic(t [][]byte, n, nt int) {
 	}
 	num := strconv.AppendUint(s.val[:0], c.Value, 10)
 	s.val = num
+	if c.Created {
+		// As memcached reports a vivify: the lookup again, then the add.
+		s.watchGet(f.key, nil)
+		s.watchStore(store.Add, store.Item{Key: f.key, Value: num, Deadline: c.Deadline}, nil, 0, now)
+	}
 	out := s.out[:0]
 	if f.value {
 		out = append(out, "VA "...)
@@ -616,9 +623,11 @@ func (s *Session) metaDebug(t [][]byte, n, nt int) {
 	it, st, err := s.h.store.MetaGet(s.ctx, key, s.val[:0], store.MetaGetOptions{NoBump: true, Peek: true}, now)
 	s.val = it.Value
 	if err != nil {
+		s.watchGet(key, nil)
 		s.write(rEN)
 		return
 	}
+	s.watchGet(key, &it)
 	exp := int64(-1)
 	if it.Deadline != 0 {
 		// memcached prints current_time - exptime: the remaining lifetime,

@@ -709,10 +709,11 @@ func (s *Session) update(t [][]byte, n int, mode store.Mode) error {
 	if store.ItemSize(len(key), int(vlen), flags) > int(s.h.maxItem.Load()) {
 		s.h.Stats.StoreTooLarge.Add(1)
 		s.count(mode.String(), key, "refused")
-		s.watchStore(mode, store.Item{Key: key}, store.ErrTooLarge, false, now)
+		s.watchStore(mode, store.Item{Key: key}, store.ErrTooLarge, 0, now)
 		s.reply(rTooLarge)
 		if mode == store.Set {
 			// memcached drops the old value so that a failed set cannot leave stale data.
+			s.watchLookup(key, now)
 			s.h.store.Delete(s.ctx, key, store.DeleteOptions{}, now)
 		}
 		return s.swallow(int(vlen) + 2)
@@ -727,10 +728,10 @@ func (s *Session) update(t [][]byte, n int, mode store.Mode) error {
 		return nil
 	}
 	it := store.Item{Key: key, Value: s.val, Flags: flags, Deadline: ExptimeDeadline(exptime, now), CAS: cas}
-	found := s.setFound(mode, key, now)
+	old := s.watchLookup(key, now)
 	_, err = s.h.store.Store(s.ctx, mode, it, now)
 	s.count(mode.String(), key, statusOf(err))
-	s.watchStore(mode, it, err, found, now)
+	s.watchStore(mode, it, err, old, now)
 	s.countStore(mode, err)
 	if err != nil {
 		s.storeError(err)
@@ -769,7 +770,9 @@ func (s *Session) arithmetic(t [][]byte, n int, decr bool) {
 		s.reply(rBadDelta)
 		return
 	}
-	c, err := s.h.store.Incr(s.ctx, key, store.IncrOptions{Delta: delta, Decr: decr}, s.now())
+	now := s.now()
+	s.watchLookup(key, now)
+	c, err := s.h.store.Incr(s.ctx, key, store.IncrOptions{Delta: delta, Decr: decr}, now)
 	name := "incr"
 	if decr {
 		name = "decr"
@@ -811,7 +814,9 @@ func (s *Session) delete(t [][]byte, n, nt int) {
 		return
 	}
 	s.h.detail.delete(key)
-	if err := s.h.store.Delete(s.ctx, key, store.DeleteOptions{}, s.now()); err != nil {
+	now := s.now()
+	s.watchLookup(key, now)
+	if err := s.h.store.Delete(s.ctx, key, store.DeleteOptions{}, now); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			s.h.Stats.DeleteMisses.Add(1)
 		}

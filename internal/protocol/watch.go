@@ -60,10 +60,11 @@ type Watchable interface {
 
 // watcher is one log stream's pending lines.
 type watcher struct {
-	flags   watchFlag
-	buf     []byte // guarded by logHub.mu
-	skipped uint64
-	wake    chan struct{}
+	flags    watchFlag
+	buf      []byte // guarded by logHub.mu, as are inflight and skipped
+	inflight int    // bytes taken from buf and being written: they count toward the bound
+	skipped  uint64
+	wake     chan struct{}
 }
 
 // logHub fans events out to the watchers of a handler family.
@@ -123,8 +124,13 @@ func (l *logHub) publish(f watchFlag, line func([]byte) []byte) {
 	}
 }
 
+// queue buffers line, or counts it as skipped: when it does not fit in
+// the bound with what is being written, and after that until the client
+// has caught up with everything (lines differ in length: a shorter one
+// that fits must not end the count early).
 func (w *watcher) queue(line []byte) {
-	if len(w.buf)+len(line) > watchBufSize {
+	pending := len(w.buf) + w.inflight
+	if pending+len(line) > watchBufSize || w.skipped > 0 && pending > 0 {
 		w.skipped++
 		return
 	}
@@ -141,13 +147,22 @@ func (w *watcher) queue(line []byte) {
 	}
 }
 
-// take swaps the watcher's pending lines for spare (emptied).
+// take swaps the watcher's pending lines for spare (emptied); they count
+// as in flight until written.
 func (l *logHub) take(w *watcher, spare []byte) []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := w.buf
 	w.buf = spare[:0]
+	w.inflight = len(b)
 	return b
+}
+
+// written is told that what take returned went out.
+func (l *logHub) written(w *watcher) {
+	l.mu.Lock()
+	w.inflight = 0
+	l.mu.Unlock()
 }
 
 // watch serves "watch [stream ...]": from the OK on, the session only
@@ -199,6 +214,7 @@ func (s *Session) watch(t [][]byte, n int) error {
 		if err != nil {
 			return err
 		}
+		s.h.logs.written(w)
 		if cap(b) > keepBuffer {
 			b = nil // a burst's buffer goes back
 		}
@@ -264,23 +280,29 @@ var storeStatuses = []struct {
 	name string
 }{{store.ErrNotStored, "not_stored"}, {store.ErrExists, "exists"}, {store.ErrNotFound, "not_found"}, {store.ErrTooLarge, "too_large"}}
 
-// setFound is, for a set while fetchers are watched, whether the item is
-// there: the lookup memcached makes before it stores, which for the other
-// modes the outcome tells. It costs a set one more store read, as in
-// memcached, only while someone watches.
-func (s *Session) setFound(mode store.Mode, key []byte, now int64) bool {
-	if mode != store.Set || !s.h.logs.wants(watchFetchers) {
-		return false
+// watchLookup reports to fetchers the lookup memcached makes before a
+// command changes an item (storage commands, delete, incr and decr, md,
+// ma): the item as it was, read with one more store call (a Peek), made
+// only while someone watches. It returns the item's size (0 if absent or
+// not read), which an append's report adds to.
+func (s *Session) watchLookup(key []byte, now int64) (size int) {
+	if !s.h.logs.wants(watchFetchers | watchMutations) {
+		return 0
 	}
-	_, _, err := s.h.store.MetaGet(s.ctx, key, nil, store.MetaGetOptions{NoBump: true, Peek: true}, now)
-	return err == nil
+	it, _, err := s.h.store.MetaGet(s.ctx, key, nil, store.MetaGetOptions{NoBump: true, Peek: true}, now)
+	if err != nil {
+		s.watchGet(key, nil)
+		return 0
+	}
+	s.watchGet(key, &it)
+	return len(it.Value)
 }
 
-// watchStore reports a storage command: to fetchers the lookup memcached
-// makes before it stores, to mutations the write. found is setFound's
-// answer for a set.
-func (s *Session) watchStore(mode store.Mode, it store.Item, err error, found bool, now int64) {
-	if !s.h.logs.wants(watchFetchers | watchMutations) {
+// watchStore reports a storage command's write to mutations (its lookup
+// went to fetchers before, from watchLookup, which gave old, the size the
+// item had).
+func (s *Session) watchStore(mode store.Mode, it store.Item, err error, old int, now int64) {
+	if !s.h.logs.wants(watchMutations) {
 		return
 	}
 	status, ok := storeStatus(err)
@@ -290,20 +312,16 @@ func (s *Session) watchStore(mode store.Mode, it store.Item, err error, found bo
 	if err == nil {
 		status = "stored"
 	}
-	tooLarge := errors.Is(err, store.ErrTooLarge)
-	if !tooLarge {
-		s.watchStoreLookup(mode, it, err, found)
-	}
-	if !s.h.logs.wants(watchMutations) {
-		return
-	}
 	var ttl int64
 	if it.Deadline != 0 {
 		ttl = max(it.Deadline-now, 0)
 	}
 	size, class := 0, 0
-	if !tooLarge {
+	if !errors.Is(err, store.ErrTooLarge) {
 		size = len(it.Value)
+		if err == nil && (mode == store.Append || mode == store.Prepend) {
+			size += old // memcached reports the item it made
+		}
 		class, _ = store.SlabClass(store.ItemSize(len(it.Key), size, it.Flags))
 	}
 	id := s.connID()
@@ -318,27 +336,6 @@ func (s *Session) watchStore(mode store.Mode, it store.Item, err error, found bo
 		b = strconv.AppendInt(b, ttl, 10)
 		return appendClassFD(b, class, id, size)
 	})
-}
-
-// watchStoreLookup is the item_get of a storage command.
-func (s *Session) watchStoreLookup(mode store.Mode, it store.Item, err error, found bool) {
-	if !s.h.logs.wants(watchFetchers) {
-		return
-	}
-	switch mode {
-	case store.Set:
-	case store.Add:
-		found = errors.Is(err, store.ErrNotStored)
-	case store.CAS, store.CASStale:
-		found = !errors.Is(err, store.ErrNotFound)
-	default: // replace, append, prepend
-		found = err == nil
-	}
-	if !found {
-		s.watchGet(it.Key, nil)
-		return
-	}
-	s.watchGet(it.Key, &it)
 }
 
 func appendClassFD(b []byte, class, id, size int) []byte {
