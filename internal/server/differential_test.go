@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -309,16 +310,7 @@ func watchStream(t *testing.T, addr string) []string {
 func TestDifferentialWatchStream(t *testing.T) {
 	want := watchStream(t, testenv.Memcached(t, "-m", "64"))
 	got := watchStream(t, startServer(t, Options{MaxConnections: 100, IdleTimeout: 10 * time.Second}))
-	for i := range max(len(want), len(got)) {
-		var w, g string
-		if i < len(want) {
-			w = want[i]
-		}
-		if i < len(got) {
-			g = got[i]
-		}
-		if w != g {
-			t.Errorf("line %d:\nmemcached: %s\nrepcache:  %s", i, w, g)
-		}
+	if !slices.Equal(got, want) {
+		t.Errorf("the streams differ\nmemcached:\n%s\nrepcache:\n%s", strings.Join(want, "\n"), strings.Join(got, "\n"))
 	}
 }
