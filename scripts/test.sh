@@ -44,9 +44,11 @@ fi
 # downloads and disk, which the CPU-bound fuzzers leave idle. Later runs
 # reuse them and take seconds.
 images_log=$(mktemp)
-scripts/containers.sh images >"$images_log" 2>&1 &
+# In a process group of its own (setsid), so that an early exit stops the
+# builds it started too.
+setsid scripts/containers.sh images >"$images_log" 2>&1 &
 images=$!
-trap 'kill "$images" 2>/dev/null; rm -f "$images_log"' EXIT
+trap 'kill -- -"$images" 2>/dev/null; rm -f "$images_log"' EXIT
 
 step "fuzzing each target (execution budgets x $FUZZ_SCALE)"
 fuzz() { # package target executions
