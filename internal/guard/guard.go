@@ -192,9 +192,19 @@ func (g *Guard) classify(ctx context.Context, timeout time.Duration, err error) 
 }
 
 // Do runs f, a call to the backend outside the store interface, under the
-// breaker and the deadline that guard the store calls.
+// breaker, with ctx's deadline if it has one (a background caller's, for
+// work that may take longer than one request), else the per-call timeout.
 func (g *Guard) Do(ctx context.Context, op string, f func(ctx context.Context) error) error {
-	return g.call(ctx, op, func(ctx context.Context) result { return result{err: f(ctx)} }).err
+	return g.callWithin(ctx, op, g.timeoutFor(ctx), func(ctx context.Context) result { return result{err: f(ctx)} }).err
+}
+
+// timeoutFor is the time left before ctx's deadline, or the per-call
+// timeout when ctx has none.
+func (g *Guard) timeoutFor(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return time.Until(d)
+	}
+	return g.timeout
 }
 
 func (g *Guard) Get(ctx context.Context, key, buf []byte, now int64) (store.Item, error) {
@@ -269,12 +279,8 @@ func (g *Guard) ApplyBatch(ctx context.Context, ops []store.Op, now int64) []err
 		}
 		return errs
 	}
-	timeout := g.timeout
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
-	}
 	var got []error
-	r := g.callWithin(ctx, "batch", timeout, func(ctx context.Context) result {
+	r := g.callWithin(ctx, "batch", g.timeoutFor(ctx), func(ctx context.Context) result {
 		got = b.ApplyBatch(ctx, ops, now)
 		for _, err := range got {
 			if Failed(err) {

@@ -84,3 +84,29 @@ func TestErrorsNameTheClassNotTheAddress(t *testing.T) {
 		t.Fatalf("a miss: %v", err)
 	}
 }
+
+// Do bounds a call by the per-call timeout, or by the caller's deadline
+// when it has one (the background probe's, for work that takes longer).
+func TestDoTakesTheCallersDeadline(t *testing.T) {
+	g := New("redis", mem(t), Options{Timeout: time.Millisecond})
+	var got time.Time
+	record := func(ctx context.Context) error {
+		got, _ = ctx.Deadline()
+		return nil
+	}
+	start := time.Now()
+	if err := g.Do(context.Background(), "clear_missed", record); err != nil {
+		t.Fatal(err)
+	}
+	if got.IsZero() || got.After(start.Add(time.Minute)) {
+		t.Fatalf("without a caller's deadline the call's is %v, want the 1 ms timeout's", got.Sub(start))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	if err := g.Do(ctx, "clear_missed", record); err != nil {
+		t.Fatal(err)
+	}
+	if got.Before(start.Add(time.Minute)) {
+		t.Fatalf("with an hour's deadline the call's is %v, want the caller's", got.Sub(start))
+	}
+}

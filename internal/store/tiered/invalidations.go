@@ -233,8 +233,9 @@ func (s *Store) adoptGeneration(g uint64) bool {
 // moving the generation) through g, the guard of the backup that keeps the
 // record: while the backup's breaker is open they fail at once rather than
 // cost each write one more backup timeout, and their failures count toward
-// opening it. The probe's read of the record goes to m directly, under the
-// probe's own deadline.
+// opening it. A call from the probe (a repair's clear, which can list many
+// keys) has the probe's deadline instead of the per-call one; the probe's
+// read of the record goes to m directly.
 func GuardedMissLog(g *guard.Guard, m MissLog) MissLog { return guardedMissLog{g: g, m: m} }
 
 type guardedMissLog struct {
