@@ -48,7 +48,7 @@ images_log=$(mktemp)
 # builds it started too.
 setsid scripts/containers.sh images >"$images_log" 2>&1 &
 images=$!
-trap 'kill -- -"$images" 2>/dev/null; rm -f "$images_log"' EXIT
+trap 'kill -- -"$images" 2>/dev/null || true; rm -f "$images_log"' EXIT
 
 step "fuzzing each target (execution budgets x $FUZZ_SCALE)"
 fuzz() { # package target executions
