@@ -417,7 +417,7 @@ func (s *Session) metaSet(t [][]byte, n, nt int) error {
 	if f.hasCAS && mode != store.Add {
 		item.CAS = f.cas
 	}
-	old := s.watchLookup(f.key, now)
+	old := s.watchLookup(f.key, mode == store.Append || mode == store.Prepend, now)
 	cas, err := s.h.store.Store(s.ctx, mode, item, now)
 	s.count("ms", f.key, statusOf(err))
 	s.watchStore(mode, item, err, old, now)
@@ -472,7 +472,7 @@ func (s *Session) metaDelete(t [][]byte, n, nt int) {
 		o.Touch, o.Deadline = true, f.deadline
 	}
 	status := "HD"
-	s.watchLookup(f.key, now)
+	s.watchLookup(f.key, false, now)
 	switch err := s.h.store.Delete(s.ctx, f.key, o, now); {
 	case err == nil:
 		if !f.stale {
@@ -531,7 +531,7 @@ func (s *Session) metaArithmetic(t [][]byte, n, nt int) {
 	if o.Decr {
 		hits, misses = &s.h.Stats.DecrHits, &s.h.Stats.DecrMisses
 	}
-	s.watchLookup(f.key, now)
+	s.watchLookup(f.key, false, now)
 	c, err := s.h.store.Incr(s.ctx, f.key, o, now)
 	switch {
 	case err == nil:

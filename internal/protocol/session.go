@@ -713,7 +713,7 @@ func (s *Session) update(t [][]byte, n int, mode store.Mode) error {
 		s.reply(rTooLarge)
 		if mode == store.Set {
 			// memcached drops the old value so that a failed set cannot leave stale data.
-			s.watchLookup(key, now)
+			s.watchLookup(key, false, now)
 			s.h.store.Delete(s.ctx, key, store.DeleteOptions{}, now)
 		}
 		return s.swallow(int(vlen) + 2)
@@ -728,7 +728,7 @@ func (s *Session) update(t [][]byte, n int, mode store.Mode) error {
 		return nil
 	}
 	it := store.Item{Key: key, Value: s.val, Flags: flags, Deadline: ExptimeDeadline(exptime, now), CAS: cas}
-	old := s.watchLookup(key, now)
+	old := s.watchLookup(key, mode == store.Append || mode == store.Prepend, now)
 	_, err = s.h.store.Store(s.ctx, mode, it, now)
 	s.count(mode.String(), key, statusOf(err))
 	s.watchStore(mode, it, err, old, now)
@@ -771,7 +771,7 @@ func (s *Session) arithmetic(t [][]byte, n int, decr bool) {
 		return
 	}
 	now := s.now()
-	s.watchLookup(key, now)
+	s.watchLookup(key, false, now)
 	c, err := s.h.store.Incr(s.ctx, key, store.IncrOptions{Delta: delta, Decr: decr}, now)
 	name := "incr"
 	if decr {
@@ -815,7 +815,7 @@ func (s *Session) delete(t [][]byte, n, nt int) {
 	}
 	s.h.detail.delete(key)
 	now := s.now()
-	s.watchLookup(key, now)
+	s.watchLookup(key, false, now)
 	if err := s.h.store.Delete(s.ctx, key, store.DeleteOptions{}, now); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			s.h.Stats.DeleteMisses.Add(1)

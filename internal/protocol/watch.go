@@ -283,10 +283,11 @@ var storeStatuses = []struct {
 // watchLookup reports to fetchers the lookup memcached makes before a
 // command changes an item (storage commands, delete, incr and decr, md,
 // ma): the item as it was, read with one more store call (a Peek), made
-// only while someone watches. It returns the item's size (0 if absent or
-// not read), which an append's report adds to.
-func (s *Session) watchLookup(key []byte, now int64) (size int) {
-	if !s.h.logs.wants(watchFetchers | watchMutations) {
+// only while someone watches fetchers, or mutations when sized (an append
+// or prepend, whose report adds to the size it returns: 0 if the item is
+// absent or was not read).
+func (s *Session) watchLookup(key []byte, sized bool, now int64) (size int) {
+	if !s.h.logs.wants(watchFetchers) && !(sized && s.h.logs.wants(watchMutations)) {
 		return 0
 	}
 	it, _, err := s.h.store.MetaGet(s.ctx, key, nil, store.MetaGetOptions{NoBump: true, Peek: true}, now)

@@ -91,6 +91,11 @@ func TestWatchOnlyWhatWasAsked(t *testing.T) {
 	if l := readLine(t, w); !strings.Contains(l, "type=item_store key=x status=stored") {
 		t.Errorf("mutations watcher read %q first, want the set alone", l)
 	}
+	// An append reports the item it made, read first even without fetchers.
+	h.NewSession(context.Background(), strings.NewReader("append x 0 0 2\r\nyz\r\n"), io.Discard).Serve()
+	if l := readLine(t, w); !strings.Contains(l, "type=item_store key=x status=stored cmd=append") || !strings.HasSuffix(l, " size=3\n") {
+		t.Errorf("mutations watcher read %q for the append, want its item_store with size=3", l)
+	}
 }
 
 // A watcher that reads too slowly loses lines, never memory: past the
